@@ -1,0 +1,101 @@
+"""The application, assembled from parts: ``create_app(settings)``.
+
+The lifespan owns the engine: it migrates the database, records the routes of a fresh
+install, and disposes of the engine at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from group_orders.db.engine import create_engine
+from group_orders.db.migrate import upgrade
+from group_orders.errors import ApiError
+from group_orders.schema.execution import OperationRunner
+from group_orders.schema.query import build_schema
+from group_orders.services.routes import sync_routes
+from group_orders.settings import Settings
+from group_orders.storage.links import LinkSigner
+from group_orders.storage.local import LocalStorage
+from group_orders.web.files import FilesEndpoint
+from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
+from group_orders.web.responses import api_error_response, response_media_type
+
+logger = logging.getLogger("group_orders.app")
+
+
+async def _not_served(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    error = ApiError(
+        "route-non-existent",
+        f"{request.method} {request.url.path} is not served here. GraphQL is at /graphql.",
+        param="path",
+    )
+    headers = {"Allow": "GET, POST"} if status == 405 else None
+    return api_error_response(
+        error,
+        media_type=response_media_type(request),
+        status=405 if status == 405 else None,
+        headers=headers,
+    )
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    error_id = uuid.uuid4().hex
+    logger.error("application-crash errorId=%s", error_id, exc_info=exc)
+    error = ApiError(
+        "application-crash",
+        f"An unexpected error occurred. Quote errorId {error_id}.",
+        extra={"errorId": error_id},
+    )
+    return api_error_response(error, media_type=response_media_type(request))
+
+
+def create_app(settings: Settings) -> Starlette:
+    engine = create_engine(settings)
+    links = LinkSigner(settings.secret_key, timedelta(seconds=settings.link_lifetime_seconds))
+    schema = build_schema()
+    service = GraphQLService(
+        settings=settings,
+        engine=engine,
+        runner=OperationRunner(schema, max_tokens=settings.max_query_tokens),
+        links=links,
+    )
+    storage = LocalStorage(settings.data_dir / "files")
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await upgrade(engine)
+        await sync_routes(engine)
+        yield
+        await engine.dispose()
+
+    graphql = GraphQLEndpoint(service)
+    app = Starlette(
+        routes=[
+            Route(
+                "/graphql",
+                graphql.handle,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            ),
+            Route(
+                "/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle
+            ),
+        ],
+        exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.schema = schema
+    return app

@@ -1,0 +1,168 @@
+"""The SQLModel tables. Timestamps are stored in UTC; ``as_utc`` reads them back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; every stored one is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Client(SQLModel, table=True):
+    """A client record: a company that orders. Its user is the one who signs in for it."""
+
+    __tablename__ = "client"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id", unique=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Employee(SQLModel, table=True):
+    __tablename__ = "employee"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", unique=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class Liaison(SQLModel, table=True):
+    __tablename__ = "liaison"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", unique=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class LiaisonClient(SQLModel, table=True):
+    """A liaison's assignment to a client."""
+
+    __tablename__ = "liaison_client"
+
+    liaison_id: uuid.UUID = Field(foreign_key="liaison.id", primary_key=True)
+    client_id: uuid.UUID = Field(foreign_key="client.id", primary_key=True)
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "application"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    slug: str = Field(max_length=50, unique=True)
+    name: str = Field(max_length=200)
+
+
+class Session(SQLModel, table=True):
+    """A user signed in through an application. Only the token's hash is stored."""
+
+    __tablename__ = "session"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
+    application_id: uuid.UUID = Field(foreign_key="application.id")
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    last_used_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    remember_me: bool = False
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class ApplicationToken(SQLModel, table=True):
+    """A service's or reporting tool's token, bound to one application and maybe a client."""
+
+    __tablename__ = "application_token"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    application_id: uuid.UUID = Field(foreign_key="application.id")
+    client_id: uuid.UUID | None = Field(default=None, foreign_key="client.id")
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class GroupOrder(SQLModel, table=True):
+    __tablename__ = "group_order"
+    __table_args__ = (sa.Index("ix_group_order_client_created", "client_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    status: str = Field(default="pending", max_length=20)
+    total_orders: int = 0
+    successful_orders: int = 0
+    rejected_orders: int = 0
+    # Storage keys of the result files; the API answers signed links to them.
+    normalized_csv: str | None = Field(default=None, max_length=500)
+    accepted_orders_xlsx: str | None = Field(default=None, max_length=500)
+    rejected_orders_xlsx: str | None = Field(default=None, max_length=500)
+    queue_job_id: str | None = Field(default=None, max_length=200)
+    client_id: uuid.UUID = Field(foreign_key="client.id")
+    uploaded_by_user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp(index=True))
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class ApiService(SQLModel, table=True):
+    """An API service: a group of routes that operators deploy and withdraw together."""
+
+    __tablename__ = "api_service"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    deployed: bool = True
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class ApiRoute(SQLModel, table=True):
+    """A route: one root field of the schema. Withdrawn, it answers route-not-found."""
+
+    __tablename__ = "api_route"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    service_id: uuid.UUID = Field(foreign_key="api_service.id")
+    deployed: bool = True
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a model, for queries that need no ORM objects."""
+    table = model.__table__  # type: ignore[attr-defined]
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+user_table = table_of(User)
+client_table = table_of(Client)
+employee_table = table_of(Employee)
+liaison_table = table_of(Liaison)
+liaison_client_table = table_of(LiaisonClient)
+application_table = table_of(Application)
+session_table = table_of(Session)
+application_token_table = table_of(ApplicationToken)
+group_order_table = table_of(GroupOrder)
+api_service_table = table_of(ApiService)
+api_route_table = table_of(ApiRoute)

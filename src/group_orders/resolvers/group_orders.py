@@ -1,0 +1,37 @@
+"""Thin resolvers: arguments -> auth -> service -> type."""
+
+from __future__ import annotations
+
+from strawberry.types import Info
+
+from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
+from group_orders.schema.context import RequestContext
+from group_orders.schema.selection import check_view
+from group_orders.schema.types import GroupOrderType, SessionType, resolve_session_in_view
+from group_orders.services.group_orders import get_group_order
+from group_orders.views import GROUP_ORDER_VIEWS
+
+
+async def group_order(
+    info: Info[RequestContext, None],
+    id: str,
+    view: GroupOrderView,
+    application: ApplicationSlug | None,
+) -> GroupOrderType:
+    context = info.context
+    access = await context.access(application)
+    check_view(info, GROUP_ORDER_VIEWS[view], access.role)
+    record = await get_group_order(context.engine, id, access)
+    return GroupOrderType.from_record(record, access, context)
+
+
+async def session(
+    info: Info[RequestContext, None],
+    view: SessionView,
+    application: ApplicationSlug | None,
+) -> SessionType | None:
+    context = info.context
+    if context.require_identity().is_application_token:
+        return None
+    access = await context.access(application)
+    return resolve_session_in_view(info, view, access.role)

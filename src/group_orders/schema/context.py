@@ -1,0 +1,73 @@
+"""The hand-over from transport to our code: one context per GraphQL operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from group_orders.auth.access import Access, resolve_access
+from group_orders.auth.identity import Identity
+from group_orders.enums import ApplicationSlug
+from group_orders.errors import ApiError
+from group_orders.settings import Settings
+from group_orders.storage.links import LinkSigner
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def session_payload(identity: Identity) -> dict[str, Any] | None:
+    """The session as ``client-required`` carries it in ``extensions.session``."""
+    session, user = identity.session, identity.user
+    if session is None or user is None:
+        return None
+    return {
+        "userId": str(user.id),
+        "user": {"id": str(user.id), "email": user.email, "name": user.name},
+        "application": session.application.value,
+        "role": None,
+        "client": None,
+        "employee": None,
+        "liaison": None,
+        "createdAt": _iso(session.created_at),
+        "lastUsedAt": _iso(session.last_used_at),
+        "expiresAt": _iso(session.expires_at),
+        "rememberMe": session.remember_me,
+    }
+
+
+@dataclass
+class RequestContext:
+    settings: Settings
+    engine: AsyncEngine
+    identity: Identity | None
+    now: datetime
+    links: LinkSigner
+    base_url: str
+    request_id: str
+    _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
+
+    def require_identity(self) -> Identity:
+        if self.identity is None:
+            raise ApiError(
+                "missing-param",
+                "A token is required: send it as 'Authorization: Bearer <token>'.",
+                param="token",
+            )
+        return self.identity
+
+    async def access(self, application: ApplicationSlug | None) -> Access:
+        """The role and scope through ``application``, resolved once per operation."""
+        if application not in self._access:
+            identity = self.require_identity()
+            self._access[application] = await resolve_access(
+                self.engine,
+                identity,
+                application,
+                session_object=session_payload(identity),
+            )
+        return self._access[application]

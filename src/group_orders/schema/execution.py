@@ -1,0 +1,287 @@
+"""Running one GraphQL operation: parse, validate, execute, and give every error its code.
+
+Transport-neutral: the HTTP endpoint (and later the WebSocket) hands over the request's
+text and variables, and gets back the response body. Codes are decided from error types
+and the document's AST, never from message text (graphql-core rewords its messages).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    NonNullTypeNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableDefinitionNode,
+    Visitor,
+    execute,
+    parse,
+    specified_rules,
+    validate,
+    visit,
+)
+from graphql.language import Node
+from graphql.pyutils import is_awaitable
+from graphql.type import is_required_argument
+from graphql.validation import ASTValidationRule, ProvidedRequiredArgumentsRule
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from group_orders.errors import ApiError, error_extensions
+from group_orders.schema.selection import selected_fields
+
+logger = logging.getLogger("group_orders.graphql")
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRequest:
+    query: str
+    variables: Mapping[str, Any] | None = None
+    operation_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedOperation:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    # The operation's root fields that are routes (introspection fields are not).
+    routes: tuple[str, ...]
+
+    @property
+    def introspection_only(self) -> bool:
+        return not self.routes
+
+    @property
+    def is_mutation(self) -> bool:
+        return self.operation.operation is OperationType.MUTATION
+
+
+class RequestErrors(Exception):
+    """Errors that stop an operation before it executes: the response has no ``data``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors[0]["message"])
+        self.errors = errors
+
+    @property
+    def status(self) -> int:
+        return int(self.errors[0]["extensions"]["status"])
+
+
+class _RequiredArgumentsRule(ProvidedRequiredArgumentsRule):
+    """A missing required argument is ``missing-param`` naming it; the rest, as usual."""
+
+    def leave_field(self, field_node: FieldNode, *_args: Any) -> Any:
+        field_def = self.context.get_field_def()
+        if not field_def or not field_def.args:
+            return None
+        provided = {argument.name.value for argument in field_node.arguments or ()}
+        for name, argument in field_def.args.items():
+            if name not in provided and is_required_argument(argument):
+                self.report_error(
+                    GraphQLError(
+                        f"The argument '{name}' of '{field_node.name.value}' is required.",
+                        field_node,
+                        extensions=error_extensions("missing-param", param=name),
+                    )
+                )
+        return None
+
+
+VALIDATION_RULES: tuple[type[ASTValidationRule], ...] = tuple(
+    _RequiredArgumentsRule if rule is ProvidedRequiredArgumentsRule else rule
+    for rule in specified_rules
+)
+
+
+class _ArgumentFinder(Visitor):
+    """Maps every node inside an argument's value to that argument's name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner: dict[int, str] = {}
+        self._current: list[str] = []
+
+    def enter_argument(self, node: ArgumentNode, *_args: Any) -> None:
+        self._current.append(node.name.value)
+        self.owner[id(node)] = node.name.value
+
+    def leave_argument(self, *_args: Any) -> None:
+        self._current.pop()
+
+    def enter(self, node: Node, *_args: Any) -> None:
+        if self._current:
+            self.owner.setdefault(id(node), self._current[-1])
+
+
+def _param_of(error: GraphQLError, document: DocumentNode | None) -> str | None:
+    nodes = error.nodes or []
+    if not nodes:
+        return None
+    node = nodes[0]
+    if isinstance(node, VariableDefinitionNode):
+        return node.variable.name.value
+    if document is None:
+        return None
+    finder = _ArgumentFinder()
+    visit(document, finder)
+    return finder.owner.get(id(node))
+
+
+def format_error(error: GraphQLError, document: DocumentNode | None = None) -> dict[str, Any]:
+    """The response form of an error, with ``extensions.code`` and ``status`` always set.
+
+    Unexpected exceptions are masked: the client gets an ``errorId`` that the log line
+    carries, never the exception's text.
+    """
+    formatted: dict[str, Any] = {"message": error.message}
+    if error.locations:
+        formatted["locations"] = [
+            {"line": location.line, "column": location.column} for location in error.locations
+        ]
+    if error.path:
+        formatted["path"] = list(error.path)
+    original = error.original_error
+    if isinstance(original, ApiError):
+        formatted["message"] = original.message
+        formatted["extensions"] = original.extensions()
+    elif original is not None and not isinstance(original, GraphQLError):
+        error_id = uuid.uuid4().hex
+        logger.error(
+            "application-crash errorId=%s path=%s",
+            error_id,
+            ".".join(str(part) for part in error.path or ()),
+            exc_info=original,
+        )
+        formatted["message"] = f"An unexpected error occurred. Quote errorId {error_id}."
+        formatted["extensions"] = error_extensions("application-crash", errorId=error_id)
+    elif error.extensions and "code" in error.extensions:
+        formatted["extensions"] = dict(error.extensions)
+    else:
+        formatted["extensions"] = error_extensions(
+            "invalid-param", param=_param_of(error, document)
+        )
+    return formatted
+
+
+def _request_error(code: str, message: str, param: str | None = None) -> RequestErrors:
+    return RequestErrors([{"message": message, "extensions": error_extensions(code, param=param)}])
+
+
+class OperationRunner:
+    """Parses, validates and executes operations against one schema.
+
+    Parsed and validated documents are kept in a small LRU keyed by the query text, so a
+    client that sends the same text with new variables pays for parsing once.
+    """
+
+    def __init__(
+        self, schema: strawberry.Schema, *, max_tokens: int, cache_size: int = 512
+    ) -> None:
+        self._schema: GraphQLSchema = schema._schema
+        self._max_tokens = max_tokens
+        self._cache_size = cache_size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def _document(self, query: str) -> DocumentNode:
+        document = self._documents.get(query)
+        if document is not None:
+            self._documents.move_to_end(query)
+            return document
+        try:
+            document = parse(query, max_tokens=self._max_tokens)
+        except GraphQLSyntaxError as error:
+            formatted = format_error(error)
+            formatted["extensions"] = error_extensions("invalid-param", param="query")
+            raise RequestErrors([formatted]) from None
+        errors = validate(self._schema, document, VALIDATION_RULES)
+        if errors:
+            raise RequestErrors([format_error(error, document) for error in errors])
+        self._documents[query] = document
+        if len(self._documents) > self._cache_size:
+            self._documents.popitem(last=False)
+        return document
+
+    def prepare(self, request: OperationRequest) -> PreparedOperation:
+        """The validated operation to run, or ``RequestErrors``."""
+        document = self._document(request.query)
+        operations = [
+            definition
+            for definition in document.definitions
+            if isinstance(definition, OperationDefinitionNode)
+        ]
+        if request.operation_name is None:
+            if len(operations) > 1:
+                raise _request_error(
+                    "missing-param",
+                    "The document holds several operations: name one in operationName.",
+                    "operationName",
+                )
+            operation = operations[0]
+        else:
+            named = [op for op in operations if op.name and op.name.value == request.operation_name]
+            if not named:
+                raise _request_error(
+                    "invalid-param",
+                    f"The document has no operation named '{request.operation_name}'.",
+                    "operationName",
+                )
+            operation = named[0]
+        fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if hasattr(definition, "type_condition")
+        }
+        root_fields = selected_fields([operation.selection_set], fragments, request.variables or {})
+        routes = tuple(
+            dict.fromkeys(
+                field.name.value for field in root_fields if not field.name.value.startswith("__")
+            )
+        )
+        return PreparedOperation(document, operation, routes)
+
+    async def execute(
+        self, prepared: PreparedOperation, request: OperationRequest, context: Any
+    ) -> dict[str, Any]:
+        """The response body of the operation, or ``RequestErrors`` for bad variables."""
+        variables = dict(request.variables or {})
+        for definition in prepared.operation.variable_definitions or ():
+            name = definition.variable.name.value
+            if (
+                isinstance(definition.type, NonNullTypeNode)
+                and definition.default_value is None
+                and variables.get(name) is None
+            ):
+                raise _request_error("missing-param", f"The variable '${name}' is required.", name)
+        result = execute(
+            self._schema,
+            prepared.document,
+            context_value=context,
+            variable_values=variables,
+            operation_name=request.operation_name,
+            executor_class=StrawberryGraphQLCoreExecutionContext,
+        )
+        if is_awaitable(result):
+            result = await result
+        errors = [format_error(error, prepared.document) for error in result.errors or ()]
+        if result.data is None and errors:
+            raise RequestErrors(errors)
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = errors
+        body["data"] = result.data
+        if not errors:
+            body["extensions"] = {"status": "action-successful"}
+        return body

@@ -1,0 +1,40 @@
+"""The schema's roots. Each root field is a route (see ``services/routes.py``)."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
+from group_orders.resolvers import group_orders as group_order_resolvers
+from group_orders.schema.context import RequestContext
+from group_orders.schema.types import GroupOrderType, SessionType
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="One group order, in a view. An id outside the caller's scope is "
+        "answered as an unknown id."
+    )
+    async def group_order(
+        self,
+        info: Info[RequestContext, None],
+        id: strawberry.ID,
+        view: GroupOrderView = GroupOrderView.default,
+        application: ApplicationSlug | None = None,
+    ) -> GroupOrderType | None:
+        return await group_order_resolvers.group_order(info, id, view, application)
+
+    @strawberry.field(description="The requester's session; null for application tokens.")
+    async def session(
+        self,
+        info: Info[RequestContext, None],
+        view: SessionView = SessionView.default,
+        application: ApplicationSlug | None = None,
+    ) -> SessionType | None:
+        return await group_order_resolvers.session(info, view, application)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(query=Query)

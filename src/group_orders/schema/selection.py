@@ -1,0 +1,90 @@
+"""The field names a selection asks for, with fragments expanded and @skip/@include obeyed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
+from graphql.execution.values import get_directive_values
+
+from group_orders.enums import Role
+from group_orders.errors import ApiError
+from group_orders.views import View
+
+
+def _included(node: Any, variables: Mapping[str, Any]) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip and skip.get("if") is True:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include and include.get("if") is False)
+
+
+def selected_fields(
+    selection_sets: Iterable[SelectionSetNode | None],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> list[FieldNode]:
+    """The field nodes directly under the given selection sets, in document order."""
+    found: list[FieldNode] = []
+    seen_fragments: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode | None) -> None:
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            if not _included(selection, variables):
+                continue
+            if isinstance(selection, FieldNode):
+                found.append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in seen_fragments:
+                    seen_fragments.add(name)
+                    walk(fragment.selection_set)
+
+    for selection_set in selection_sets:
+        walk(selection_set)
+    return found
+
+
+def selected_field_names(info: Any) -> list[str]:
+    """The names of the fields selected under the field a resolver is answering."""
+    raw = info._raw_info
+    nodes = selected_fields(
+        (node.selection_set for node in raw.field_nodes), raw.fragments, raw.variable_values
+    )
+    return [node.name.value for node in nodes]
+
+
+def check_view(info: Any, view: View, role: Role, *, param: str = "view") -> None:
+    """Refuse a view the role may not use, or a selection outside the view."""
+    if role not in view.roles:
+        allowed = ", ".join(sorted(r.value for r in view.roles))
+        raise ApiError(
+            "invalid-param",
+            f"The view '{view.name}' is not available to the role {role.value}; "
+            f"it is for: {allowed}.",
+            param=param,
+        )
+    outside = view.fields_outside(selected_field_names(info))
+    if outside:
+        raise ApiError(
+            "invalid-param",
+            f"The view '{view.name}' does not hold {', '.join(outside)}. "
+            f"Its fields are: {', '.join(view.fields)}.",
+            param=param,
+            extra={"fields": outside, "viewFields": list(view.fields)},
+        )

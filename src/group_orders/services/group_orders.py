@@ -1,0 +1,113 @@
+"""Reading group orders within the caller's scope."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from group_orders.auth.access import Access
+from group_orders.db.engine import write_transaction
+from group_orders.db.tables import as_utc, group_order_table, utc_now
+from group_orders.enums import GroupOrderStatus
+from group_orders.errors import ApiError
+
+_UNKNOWN_ID = "No group order has this id."
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOrderRecord:
+    id: uuid.UUID
+    status: GroupOrderStatus
+    total_orders: int
+    successful_orders: int
+    rejected_orders: int
+    normalized_csv: str | None
+    accepted_orders_xlsx: str | None
+    rejected_orders_xlsx: str | None
+    queue_job_id: str | None
+    client_id: uuid.UUID
+    uploaded_by_user_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def parse_id(value: str, *, param: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(
+            "invalid-param",
+            f"'{param}' must be a UUID such as '0b1e6f0e-5c3a-4c8e-9a53-2f9d1c1e7a10'.",
+            param=param,
+        ) from None
+
+
+async def get_group_order(engine: AsyncEngine, raw_id: str, access: Access) -> GroupOrderRecord:
+    """The group order ``raw_id`` if ``access`` may see it.
+
+    An id outside the caller's scope is answered exactly as an unknown id.
+    """
+    group_order_id = parse_id(raw_id)
+    query = sa.select(group_order_table).where(group_order_table.c.id == group_order_id)
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).mappings().first()
+    if row is None or not access.may_see(row["client_id"]):
+        raise ApiError("invalid-param", _UNKNOWN_ID, param="id")
+    return GroupOrderRecord(
+        id=row["id"],
+        status=GroupOrderStatus(row["status"]),
+        total_orders=row["total_orders"],
+        successful_orders=row["successful_orders"],
+        rejected_orders=row["rejected_orders"],
+        normalized_csv=row["normalized_csv"],
+        accepted_orders_xlsx=row["accepted_orders_xlsx"],
+        rejected_orders_xlsx=row["rejected_orders_xlsx"],
+        queue_job_id=row["queue_job_id"],
+        client_id=row["client_id"],
+        uploaded_by_user_id=row["uploaded_by_user_id"],
+        created_at=as_utc(row["created_at"]),
+        updated_at=as_utc(row["updated_at"]),
+    )
+
+
+async def create_group_order(
+    engine: AsyncEngine,
+    *,
+    client_id: uuid.UUID,
+    uploaded_by_user_id: uuid.UUID | None,
+    status: GroupOrderStatus = GroupOrderStatus.pending,
+    total_orders: int = 0,
+    successful_orders: int = 0,
+    rejected_orders: int = 0,
+    normalized_csv: str | None = None,
+    accepted_orders_xlsx: str | None = None,
+    rejected_orders_xlsx: str | None = None,
+    queue_job_id: str | None = None,
+    group_order_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Record a group order as it stands (the upload path builds on this)."""
+    new_id = group_order_id or uuid.uuid4()
+    now = utc_now()
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            sa.insert(group_order_table).values(
+                id=new_id,
+                status=status.value,
+                total_orders=total_orders,
+                successful_orders=successful_orders,
+                rejected_orders=rejected_orders,
+                normalized_csv=normalized_csv,
+                accepted_orders_xlsx=accepted_orders_xlsx,
+                rejected_orders_xlsx=rejected_orders_xlsx,
+                queue_job_id=queue_job_id,
+                client_id=client_id,
+                uploaded_by_user_id=uploaded_by_user_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return new_id

@@ -1,0 +1,28 @@
+"""Files in a local directory: right for one machine, the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, key: str) -> Path:
+        """The file of a storage key. Keys are made by the service, never by a client,
+        but a key that would leave the root is refused all the same."""
+        relative = PurePosixPath(key)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ValueError(f"storage key {key!r} is not a relative path")
+        return self.root.joinpath(*relative.parts)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self.path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".partial")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+
+    def exists(self, key: str) -> bool:
+        return self.path_of(key).is_file()

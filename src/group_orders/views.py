@@ -1,0 +1,72 @@
+"""Views: named sets of fields and the roles allowed to use them.
+
+This table is the one source: the resolvers enforce it, and ``docs/views.md`` is
+generated from it (a test keeps the two equal). Field names are the GraphQL names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from group_orders.enums import GroupOrderView, Role, SessionView
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    name: str
+    fields: tuple[str, ...]
+    roles: frozenset[Role]
+
+    def fields_outside(self, selected: Iterable[str]) -> list[str]:
+        """The selected fields this view does not hold, in the order they were selected."""
+        allowed = set(self.fields)
+        outside: list[str] = []
+        for name in selected:
+            if name not in allowed and name != "__typename" and name not in outside:
+                outside.append(name)
+        return outside
+
+
+_COMMON = ("id", "status", "totalOrders", "createdAt", "updatedAt", "session")
+_COUNTS = ("successfulOrders", "rejectedOrders")
+_RESULT_FILES = ("acceptedOrdersXlsx", "rejectedOrdersXlsx")
+_WORKER_DETAIL = ("queueJobId",)
+
+GROUP_ORDER_VIEWS: dict[GroupOrderView, View] = {
+    GroupOrderView.inital_upload: View("inital_upload", (*_COMMON, "normalizedCsv"), ALL_ROLES),
+    GroupOrderView.online_order_group_order_status: View(
+        "online_order_group_order_status", (*_COMMON, *_COUNTS, *_RESULT_FILES), ALL_ROLES
+    ),
+    GroupOrderView.planoworker_processing_view: View(
+        "planoworker_processing_view",
+        (*_COMMON, *_COUNTS, "normalizedCsv", *_RESULT_FILES, *_WORKER_DETAIL),
+        frozenset({Role.employee}),
+    ),
+    GroupOrderView.default: View(
+        "default", (*_COMMON, *_COUNTS, "normalizedCsv", *_RESULT_FILES), ALL_ROLES
+    ),
+}
+
+SESSION_VIEWS: dict[SessionView, View] = {
+    SessionView.default: View(
+        "default",
+        (
+            "userId",
+            "user",
+            "application",
+            "role",
+            "client",
+            "employee",
+            "liaison",
+            "createdAt",
+            "lastUsedAt",
+            "expiresAt",
+            "rememberMe",
+        ),
+        ALL_ROLES,
+    ),
+    SessionView.minimal: View("minimal", ("userId", "expiresAt"), ALL_ROLES),
+}

@@ -1,0 +1,245 @@
+"""GraphQL over HTTP on ``/graphql``.
+
+The order of checks decides which code a bad request gets:
+
+1. method and content type        -> invalid-content-type (or 405 for other methods)
+2. body size, read as it streams  -> payload-too-large, before the body is read in full
+3. decoding                       -> invalid-encoded-params, no-params-decoded
+4. token and session              -> missing-param, invalid-token, session-expired
+5. parse and validate             -> invalid-param, missing-param (no ``data`` key)
+6. routes and services            -> route-not-found, service-not-found (no ``data``)
+7. execution                      -> field errors beside ``data``
+
+Steps 1-4 answer with the table's HTTP status. Steps 5-6 follow the GraphQL-over-HTTP
+spec: 200 for ``application/json``, the table's 4xx/5xx for
+``application/graphql-response+json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from group_orders.auth.identity import Identity, authenticate
+from group_orders.auth.tokens import bearer_token
+from group_orders.errors import ApiError
+from group_orders.schema.context import RequestContext
+from group_orders.schema.execution import (
+    OperationRequest,
+    OperationRunner,
+    PreparedOperation,
+    RequestErrors,
+)
+from group_orders.services.routes import check_routes
+from group_orders.settings import Settings
+from group_orders.storage.links import LinkSigner
+from group_orders.web.graphiql import graphiql_html
+from group_orders.web.responses import (
+    GRAPHQL_RESPONSE_JSON,
+    api_error_response,
+    json_response,
+    response_media_type,
+)
+
+logger = logging.getLogger("group_orders.web")
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLService:
+    """What the endpoint needs, made once by the app's lifespan."""
+
+    settings: Settings
+    engine: Any
+    runner: OperationRunner
+    links: LinkSigner
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it is known to be over ``limit`` bytes."""
+    too_large = ApiError(
+        "payload-too-large",
+        f"The request body is over the limit of {limit} bytes.",
+        param="body",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_json(raw: bytes | str, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError):
+        raise ApiError(
+            "invalid-encoded-params",
+            f"The {what} is not valid JSON in UTF-8 (or it is nested too deeply).",
+            param=what,
+        ) from None
+
+
+def _operation_request(payload: Any) -> OperationRequest:
+    if isinstance(payload, list):
+        raise ApiError(
+            "invalid-param",
+            "Send one operation per request: batches are not supported.",
+            param="body",
+        )
+    if not isinstance(payload, dict) or payload.get("query") in (None, ""):
+        raise ApiError(
+            "no-params-decoded",
+            'The request holds no GraphQL query: send {"query": "..."}.',
+            param="query",
+        )
+    query = payload["query"]
+    if not isinstance(query, str):
+        raise ApiError("invalid-param", "'query' must be a string.", param="query")
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise ApiError("invalid-param", "'variables' must be a JSON object.", param="variables")
+    operation_name = payload.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise ApiError("invalid-param", "'operationName' must be a string.", param="operationName")
+    return OperationRequest(query, variables, operation_name or None)
+
+
+def _get_payload(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    payload: dict[str, Any] = {
+        "query": params.get("query"),
+        "operationName": params.get("operationName"),
+    }
+    if params.get("variables"):
+        payload["variables"] = _decode_json(params["variables"], "variables")
+    return payload
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "query" not in request.query_params
+
+
+class GraphQLEndpoint:
+    def __init__(self, service: GraphQLService) -> None:
+        self.service = service
+
+    async def handle(self, request: Request) -> Response:
+        media_type = response_media_type(request)
+        try:
+            return await self._handle(request, media_type)
+        except ApiError as error:
+            headers = {"Allow": "GET, POST"} if error.param == "method" else None
+            status = 405 if error.param == "method" else None
+            return api_error_response(error, media_type=media_type, status=status, headers=headers)
+
+    async def _handle(self, request: Request, media_type: str) -> Response:
+        settings = self.service.settings
+        if request.method == "GET":
+            if _wants_html(request) and not settings.production:
+                return HTMLResponse(graphiql_html())
+            payload = _get_payload(request)
+        elif request.method == "POST":
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";")[0].strip().lower() != "application/json":
+                raise ApiError(
+                    "invalid-content-type",
+                    "Send the request as 'Content-Type: application/json'.",
+                    param="content-type",
+                )
+            body = await read_body(request, settings.max_body_bytes)
+            payload = _decode_json(body, "body")
+        else:
+            raise ApiError(
+                "route-non-existent", "/graphql answers GET and POST only.", param="method"
+            )
+
+        operation = _operation_request(payload)
+        now = datetime.now(UTC)
+        identity = await self._identify(request, operation, now)
+        try:
+            prepared = self.service.runner.prepare(operation)
+            if request.method == "GET" and prepared.is_mutation:
+                return self._get_mutation(media_type)
+            await self._check_routes(prepared)
+            context = RequestContext(
+                settings=settings,
+                engine=self.service.engine,
+                identity=identity,
+                now=now,
+                links=self.service.links,
+                base_url=settings.public_base_url or str(request.base_url),
+                request_id=uuid.uuid4().hex,
+            )
+            body = await self.service.runner.execute(prepared, operation, context)
+        except RequestErrors as errors:
+            status = errors.status if media_type == GRAPHQL_RESPONSE_JSON else 200
+            return json_response({"errors": errors.errors}, status=status, media_type=media_type)
+        return json_response(body, media_type=media_type)
+
+    async def _identify(
+        self, request: Request, operation: OperationRequest, now: datetime
+    ) -> Identity | None:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None and self._introspection_only(operation):
+            # Tools read the schema before anyone signs in.
+            return None
+        try:
+            return await authenticate(
+                self.service.engine,
+                token,
+                now=now,
+                last_used_write_interval=timedelta(
+                    seconds=self.service.settings.last_used_write_interval_seconds
+                ),
+            )
+        except ApiError:
+            raise
+        except Exception as error:
+            raise _identify_failure(error) from error
+
+    def _introspection_only(self, operation: OperationRequest) -> bool:
+        try:
+            return self.service.runner.prepare(operation).introspection_only
+        except RequestErrors:
+            return False
+
+    async def _check_routes(self, prepared: PreparedOperation) -> None:
+        try:
+            await check_routes(self.service.engine, prepared.routes)
+        except ApiError as error:
+            raise RequestErrors(
+                [{"message": error.message, "extensions": error.extensions()}]
+            ) from None
+        except Exception as error:
+            raise _identify_failure(error) from error
+
+    @staticmethod
+    def _get_mutation(media_type: str) -> Response:
+        error = ApiError("invalid-param", "Mutations are sent with POST, never GET.", param="query")
+        return api_error_response(
+            error, media_type=media_type, status=405, headers={"Allow": "POST"}
+        )
+
+
+def _identify_failure(error: Exception) -> ApiError:
+    error_id = uuid.uuid4().hex
+    logger.error("identify-request-error errorId=%s", error_id, exc_info=error)
+    return ApiError(
+        "identify-request-error",
+        f"An internal error occurred before the request was identified. Quote errorId {error_id}.",
+        extra={"errorId": error_id},
+    )
