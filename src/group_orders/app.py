@@ -88,9 +88,7 @@ def create_app(settings: Settings) -> Starlette:
                 graphql.handle,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             ),
-            Route(
-                "/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle
-            ),
+            Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
         ],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
         lifespan=lifespan,

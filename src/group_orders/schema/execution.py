@@ -12,13 +12,15 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import (
     ArgumentNode,
     DocumentNode,
+    ExecutionResult,
     FieldNode,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
     GraphQLSyntaxError,
@@ -63,10 +65,6 @@ class PreparedOperation:
     def introspection_only(self) -> bool:
         return not self.routes
 
-    @property
-    def is_mutation(self) -> bool:
-        return self.operation.operation is OperationType.MUTATION
-
 
 class RequestErrors(Exception):
     """Errors that stop an operation before it executes: the response has no ``data``."""
@@ -78,6 +76,10 @@ class RequestErrors(Exception):
     @property
     def status(self) -> int:
         return int(self.errors[0]["extensions"]["status"])
+
+
+class MutationNotAllowed(Exception):
+    """A mutation sent where only queries may run (GET)."""
 
 
 class _RequiredArgumentsRule(ProvidedRequiredArgumentsRule):
@@ -193,13 +195,14 @@ class OperationRunner:
         self._schema: GraphQLSchema = schema._schema
         self._max_tokens = max_tokens
         self._cache_size = cache_size
-        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        # query text -> its document and its validation errors (both depend on the text only)
+        self._documents: OrderedDict[str, tuple[DocumentNode, list[dict[str, Any]]]] = OrderedDict()
 
-    def _document(self, query: str) -> DocumentNode:
-        document = self._documents.get(query)
-        if document is not None:
+    def _document(self, query: str) -> tuple[DocumentNode, list[dict[str, Any]]]:
+        cached = self._documents.get(query)
+        if cached is not None:
             self._documents.move_to_end(query)
-            return document
+            return cached
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except GraphQLSyntaxError as error:
@@ -207,42 +210,55 @@ class OperationRunner:
             formatted["extensions"] = error_extensions("invalid-param", param="query")
             raise RequestErrors([formatted]) from None
         errors = validate(self._schema, document, VALIDATION_RULES)
-        if errors:
-            raise RequestErrors([format_error(error, document) for error in errors])
-        self._documents[query] = document
+        cached = (document, [format_error(error, document) for error in errors])
+        self._documents[query] = cached
         if len(self._documents) > self._cache_size:
             self._documents.popitem(last=False)
-        return document
+        return cached
 
-    def prepare(self, request: OperationRequest) -> PreparedOperation:
-        """The validated operation to run, or ``RequestErrors``."""
-        document = self._document(request.query)
+    def prepare(
+        self, request: OperationRequest, *, allow_mutations: bool = True
+    ) -> PreparedOperation:
+        """The validated operation to run, or ``RequestErrors``.
+
+        ``allow_mutations=False`` (GET) refuses a mutation before anything else, with
+        ``MutationNotAllowed``.
+        """
+        document, errors = self._document(request.query)
         operations = [
             definition
             for definition in document.definitions
             if isinstance(definition, OperationDefinitionNode)
         ]
-        if request.operation_name is None:
-            if len(operations) > 1:
-                raise _request_error(
-                    "missing-param",
-                    "The document holds several operations: name one in operationName.",
-                    "operationName",
-                )
-            operation = operations[0]
-        else:
-            named = [op for op in operations if op.name and op.name.value == request.operation_name]
-            if not named:
-                raise _request_error(
-                    "invalid-param",
-                    f"The document has no operation named '{request.operation_name}'.",
-                    "operationName",
-                )
-            operation = named[0]
+        named = [
+            operation
+            for operation in operations
+            if request.operation_name is None
+            or (operation.name is not None and operation.name.value == request.operation_name)
+        ]
+        if not allow_mutations and any(
+            operation.operation is OperationType.MUTATION for operation in named
+        ):
+            raise MutationNotAllowed
+        if errors:
+            raise RequestErrors(errors)
+        if not named:
+            raise _request_error(
+                "invalid-param",
+                f"The document has no operation named '{request.operation_name}'.",
+                "operationName",
+            )
+        if len(named) > 1:
+            raise _request_error(
+                "missing-param",
+                "The document holds several operations: name one in operationName.",
+                "operationName",
+            )
+        operation = named[0]
         fragments = {
             definition.name.value: definition
             for definition in document.definitions
-            if hasattr(definition, "type_condition")
+            if isinstance(definition, FragmentDefinitionNode)
         }
         root_fields = selected_fields([operation.selection_set], fragments, request.variables or {})
         routes = tuple(
@@ -265,7 +281,7 @@ class OperationRunner:
                 and variables.get(name) is None
             ):
                 raise _request_error("missing-param", f"The variable '${name}' is required.", name)
-        result = execute(
+        outcome = execute(
             self._schema,
             prepared.document,
             context_value=context,
@@ -273,8 +289,7 @@ class OperationRunner:
             operation_name=request.operation_name,
             executor_class=StrawberryGraphQLCoreExecutionContext,
         )
-        if is_awaitable(result):
-            result = await result
+        result = cast(ExecutionResult, await outcome if is_awaitable(outcome) else outcome)
         errors = [format_error(error, prepared.document) for error in result.errors or ()]
         if result.data is None and errors:
             raise RequestErrors(errors)

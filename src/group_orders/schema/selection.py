@@ -6,27 +6,39 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from graphql import (
+    BooleanValueNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLIncludeDirective,
-    GraphQLSkipDirective,
     InlineFragmentNode,
     SelectionSetNode,
+    VariableNode,
 )
-from graphql.execution.values import get_directive_values
 
 from group_orders.enums import Role
 from group_orders.errors import ApiError
 from group_orders.views import View
 
 
+def _condition(node: Any, directive: str, variables: Mapping[str, Any]) -> bool | None:
+    for applied in node.directives or ():
+        if applied.name.value != directive:
+            continue
+        for argument in applied.arguments or ():
+            if argument.name.value != "if":
+                continue
+            value = argument.value
+            if isinstance(value, VariableNode):
+                return bool(variables.get(value.name.value))
+            if isinstance(value, BooleanValueNode):
+                return value.value
+    return None
+
+
 def _included(node: Any, variables: Mapping[str, Any]) -> bool:
-    skip = get_directive_values(GraphQLSkipDirective, node, variables)
-    if skip and skip.get("if") is True:
+    if _condition(node, "skip", variables) is True:
         return False
-    include = get_directive_values(GraphQLIncludeDirective, node, variables)
-    return not (include and include.get("if") is False)
+    return _condition(node, "include", variables) is not False
 
 
 def selected_fields(

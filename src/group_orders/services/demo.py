@@ -126,8 +126,9 @@ async def _seed_records(engine: AsyncEngine, storage: LocalStorage) -> None:
             if status is not GroupOrderStatus.pending:
                 total = 12
             if status in (GroupOrderStatus.processing, GroupOrderStatus.completed):
-                files["normalized_csv"] = f"{group_order_id}/normalized.csv"
-                storage.write_bytes(files["normalized_csv"], _csv(total))
+                csv_key = f"{group_order_id}/normalized.csv"
+                storage.write_bytes(csv_key, _csv(total))
+                files["normalized_csv"] = csv_key
             if status is GroupOrderStatus.processing:
                 accepted, rejected = 5, 1
             if status is GroupOrderStatus.completed:

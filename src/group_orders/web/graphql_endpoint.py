@@ -32,6 +32,7 @@ from group_orders.auth.tokens import bearer_token
 from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
+    MutationNotAllowed,
     OperationRequest,
     OperationRunner,
     PreparedOperation,
@@ -160,8 +161,7 @@ class GraphQLEndpoint:
                     "Send the request as 'Content-Type: application/json'.",
                     param="content-type",
                 )
-            body = await read_body(request, settings.max_body_bytes)
-            payload = _decode_json(body, "body")
+            payload = _decode_json(await read_body(request, settings.max_body_bytes), "body")
         else:
             raise ApiError(
                 "route-non-existent", "/graphql answers GET and POST only.", param="method"
@@ -171,9 +171,9 @@ class GraphQLEndpoint:
         now = datetime.now(UTC)
         identity = await self._identify(request, operation, now)
         try:
-            prepared = self.service.runner.prepare(operation)
-            if request.method == "GET" and prepared.is_mutation:
-                return self._get_mutation(media_type)
+            prepared = self.service.runner.prepare(
+                operation, allow_mutations=request.method != "GET"
+            )
             await self._check_routes(prepared)
             context = RequestContext(
                 settings=settings,
@@ -188,6 +188,8 @@ class GraphQLEndpoint:
         except RequestErrors as errors:
             status = errors.status if media_type == GRAPHQL_RESPONSE_JSON else 200
             return json_response({"errors": errors.errors}, status=status, media_type=media_type)
+        except MutationNotAllowed:
+            return self._get_mutation(media_type)
         return json_response(body, media_type=media_type)
 
     async def _identify(
@@ -214,7 +216,7 @@ class GraphQLEndpoint:
     def _introspection_only(self, operation: OperationRequest) -> bool:
         try:
             return self.service.runner.prepare(operation).introspection_only
-        except RequestErrors:
+        except (RequestErrors, MutationNotAllowed):
             return False
 
     async def _check_routes(self, prepared: PreparedOperation) -> None:
