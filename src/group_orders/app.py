@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -63,7 +62,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings)
-    links = LinkSigner(settings.secret_key, timedelta(seconds=settings.link_lifetime_seconds))
+    links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
     service = GraphQLService(
         settings=settings,

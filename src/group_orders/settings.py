@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
@@ -39,6 +40,10 @@ class Settings:
     link_lifetime_seconds: int = 3_600
     # The scheme and host links are built with; by default the request's own.
     public_base_url: str | None = None
+
+    @property
+    def link_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.link_lifetime_seconds)
 
     @property
     def production(self) -> bool:

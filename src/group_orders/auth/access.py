@@ -39,7 +39,7 @@ class Access:
         return self.client_ids is None or client_id in self.client_ids
 
 
-def client_required(identity: Identity, message: str, session: Any) -> ApiError:
+def client_required(message: str, session: Any) -> ApiError:
     return ApiError("client-required", message, extra={"session": session})
 
 
@@ -61,7 +61,6 @@ async def resolve_access(
     has_any = identity.client or identity.employee_id or identity.liaison_id
     if not has_any:
         raise client_required(
-            identity,
             "This user has no client, employee or liaison record. Register as a client first.",
             session_object,
         )
@@ -80,26 +79,29 @@ async def resolve_access(
         return Access(Role.liaison, slug, frozenset(client.id for client in clients))
     if slug is ApplicationSlug.planoorder:
         raise client_required(
-            identity,
             "The application planoorder needs a client or liaison record, which this user lacks.",
             session_object,
         )
     return Access(Role.employee, slug, None)
 
 
-def _application_token_access(identity: Identity, application: ApplicationSlug | None) -> Access:
+def check_token_application(identity: Identity, application: ApplicationSlug | None) -> None:
+    """An application token acts for its own application only."""
     if application is not None and application is not identity.application:
         raise ApiError(
             "invalid-param",
             f"This token acts for the application {identity.application.value} only.",
             param="application",
         )
+
+
+def _application_token_access(identity: Identity, application: ApplicationSlug | None) -> Access:
+    check_token_application(identity, application)
     if identity.client is not None:
         return Access(Role.client, identity.application, frozenset({identity.client.id}))
     if identity.application is ApplicationSlug.planox2:
         return Access(Role.employee, identity.application, None)
     raise client_required(
-        identity,
         f"An application token for {identity.application.value} must be bound to a client.",
         None,
     )

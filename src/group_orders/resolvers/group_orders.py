@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from strawberry.types import Info
 
+from group_orders.auth.access import check_token_application
 from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
 from group_orders.schema.context import RequestContext
 from group_orders.schema.selection import check_view
@@ -31,7 +32,9 @@ async def session(
     application: ApplicationSlug | None,
 ) -> SessionType | None:
     context = info.context
-    if context.require_identity().is_application_token:
+    identity = context.require_identity()
+    if identity.is_application_token:
+        check_token_application(identity, application)
         return None
     access = await context.access(application)
     return resolve_session_in_view(info, view, access.role)

@@ -1,0 +1,528 @@
+"""Authorization matrix for `groupOrder`: every field, view, principal, application and scope.
+
+The expectations come from this file's own copy of the contract ("Applications and roles"
+and "Views" in CONTRACT.md), never from the service's tables, so a wrong table in the
+service fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from group_orders.enums import ApplicationSlug
+from group_orders.services.accounts import create_application_token
+from group_orders.services.demo import DemoData, demo_id
+
+# --- The contract's views table -------------------------------------------------------
+
+# In the contract's row order (updatedAt stands next to createdAt); `viewFields` and the
+# error message list a view's fields in this order.
+FIELDS = (
+    "id",
+    "status",
+    "totalOrders",
+    "createdAt",
+    "updatedAt",
+    "session",
+    "successfulOrders",
+    "rejectedOrders",
+    "normalizedCsv",
+    "acceptedOrdersXlsx",
+    "rejectedOrdersXlsx",
+    "queueJobId",
+)
+COMMON = {"id", "status", "totalOrders", "createdAt", "updatedAt", "session"}
+VIEWS: dict[str, frozenset[str]] = {
+    "inital_upload": frozenset(COMMON | {"normalizedCsv"}),
+    "online_order_group_order_status": frozenset(
+        COMMON | {"successfulOrders", "rejectedOrders", "acceptedOrdersXlsx", "rejectedOrdersXlsx"}
+    ),
+    "planoworker_processing_view": frozenset(FIELDS),
+    "default": frozenset(set(FIELDS) - {"queueJobId"}),
+}
+ALL_ROLES = frozenset({"client", "liaison", "employee"})
+VIEW_ROLES: dict[str, frozenset[str]] = {
+    "inital_upload": ALL_ROLES,
+    "online_order_group_order_status": ALL_ROLES,
+    "planoworker_processing_view": frozenset({"employee"}),
+    "default": ALL_ROLES,
+}
+# How each field is written in a query; `session` needs a selection of its own.
+SELECTIONS = {name: name for name in FIELDS} | {"session": "session { userId }"}
+
+# --- The contract's roles table -------------------------------------------------------
+
+# The roles an application may use, tried in this order.
+APPLICATION_ROLES: dict[str, tuple[str, ...]] = {
+    "planoorder": ("client", "liaison"),
+    "planox2": ("employee",),
+    "planoauth": ("client", "liaison", "employee"),
+}
+APPLICATIONS = (None, "planoauth", "planoorder", "planox2")
+
+# --- The demo's data, as demo.py defines it ---------------------------------------------
+
+CLIENTS = ("acme", "borealis", "cedar")
+STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+# status -> (totalOrders, successfulOrders, rejectedOrders)
+COUNTS = {
+    "pending": (0, 0, 0),
+    "processing": (12, 5, 1),
+    "completed": (12, 10, 2),
+    "failed": (12, 0, 0),
+    "cancelled": (12, 0, 0),
+}
+# status -> the result files it has, by field, with the name they carry in a link
+FILES: dict[str, dict[str, str]] = {
+    "pending": {},
+    "processing": {"normalizedCsv": "normalized.csv"},
+    "completed": {
+        "normalizedCsv": "normalized.csv",
+        "acceptedOrdersXlsx": "accepted.xlsx",
+        "rejectedOrdersXlsx": "rejected.xlsx",
+    },
+    "failed": {},
+    "cancelled": {},
+}
+FILE_FIELDS = ("normalizedCsv", "acceptedOrdersXlsx", "rejectedOrdersXlsx")
+GROUP_ORDERS = tuple((client, status) for client in CLIENTS for status in STATUSES)
+
+
+@dataclass(frozen=True)
+class Person:
+    """A demo user holding a session token, with the records the demo gives them."""
+
+    user: str
+    email: str
+    name: str
+    signed_in_through: str
+    remember_me: bool = False
+    client: str | None = None
+    liaison_for: tuple[str, ...] = ()
+    employee: bool = False
+
+    def scopes(self) -> dict[str, frozenset[str] | None]:
+        """The roles this person's records allow, with the clients each may see."""
+        roles: dict[str, frozenset[str] | None] = {}
+        if self.client is not None:
+            roles["client"] = frozenset({self.client})
+        if self.liaison_for:
+            roles["liaison"] = frozenset(self.liaison_for)
+        if self.employee:
+            roles["employee"] = None
+        return roles
+
+
+@dataclass(frozen=True)
+class AppToken:
+    application: str
+    client: str | None = None
+
+
+PEOPLE = {
+    "client": Person("alice", "alice@acme.example", "Alice Client", "planoorder", client="acme"),
+    "client-b": Person(
+        "bob", "bob@borealis.example", "Bob Client", "planoorder", client="borealis"
+    ),
+    "liaison": Person(
+        "lena",
+        "lena@plano.example",
+        "Lena Liaison",
+        "planoorder",
+        liaison_for=("borealis", "cedar"),
+    ),
+    "employee": Person(
+        "erin", "erin@plano.example", "Erin Employee", "planox2", remember_me=True, employee=True
+    ),
+    "no-record": Person("nora", "nora@example.com", "Nora Newcomer", "planoauth"),
+}
+APP_TOKENS = {
+    "reporting": AppToken("planox2"),
+    "acme-integration": AppToken("planoorder", client="acme"),
+    # Not in the demo: minted by the test, for the rule on unbound tokens of applications
+    # other than planox2.
+    "unbound-planoorder": AppToken("planoorder"),
+}
+
+# --- What the service says --------------------------------------------------------------
+
+NO_RECORD = "This user has no client, employee or liaison record. Register as a client first."
+LACKING_RECORD = {
+    "planoorder": "The application planoorder needs a client or liaison record, "
+    "which this user lacks.",
+    "planox2": "The application planox2 needs an employee record, which this user lacks.",
+}
+UNKNOWN_ID = "No group order has this id."
+SESSION_LIFETIME = timedelta(days=7)
+SESSION_IDLE_LIMIT = timedelta(hours=72)
+
+
+@dataclass(frozen=True)
+class Granted:
+    role: str
+    # None: every client's group orders.
+    clients: frozenset[str] | None
+
+    def may_see(self, client: str) -> bool:
+        return self.clients is None or client in self.clients
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    message: str
+    param: str | None = None
+    # client-required carries the session object; an application token has none.
+    carries_session: bool = False
+
+
+Outcome = Granted | Refused
+
+
+def person_outcome(person: Person, application: str | None) -> Outcome:
+    scopes = person.scopes()
+    if not scopes:
+        return Refused("client-required", NO_RECORD, carries_session=True)
+    slug = application or person.signed_in_through
+    for role in APPLICATION_ROLES[slug]:
+        if role in scopes:
+            return Granted(role, scopes[role])
+    if slug == "planox2":
+        return Refused("invalid-param", LACKING_RECORD[slug], param="application")
+    return Refused("client-required", LACKING_RECORD[slug], carries_session=True)
+
+
+def token_outcome(token: AppToken, application: str | None) -> Outcome:
+    if application is not None and application != token.application:
+        return Refused(
+            "invalid-param",
+            f"This token acts for the application {token.application} only.",
+            param="application",
+        )
+    if token.client is not None:
+        return Granted("client", frozenset({token.client}))
+    if token.application == "planox2":
+        return Granted("employee", None)
+    return Refused(
+        "client-required",
+        f"An application token for {token.application} must be bound to a client.",
+        carries_session=True,
+    )
+
+
+# --- Matchers for values that carry a time of their own ----------------------------------
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """A signed link to one of a group order's files, still valid."""
+
+    group_order_id: str
+    file: str
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str):
+            return NotImplemented
+        pattern = (
+            rf"http://testserver/files/{re.escape(self.group_order_id)}/{re.escape(self.file)}"
+            r"\?expires=(\d+)&signature=[0-9a-f]{64}"
+        )
+        match = re.fullmatch(pattern, other)
+        return match is not None and int(match.group(1)) > time.time()
+
+    def __hash__(self) -> int:
+        return hash((self.group_order_id, self.file))
+
+
+# --- Reading the database ----------------------------------------------------------------
+
+
+def as_utc(value: str | datetime) -> datetime:
+    # SQLite hands timestamps back as naive text; every stored one is UTC.
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def group_order_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.text("SELECT * FROM group_order ORDER BY id"))
+        return [dict(row) for row in result.mappings()]
+
+
+async def session_object(engine: AsyncEngine, person: Person) -> dict[str, Any]:
+    """The person's session as the contract's session object shows it, with no role."""
+    user_id = demo_id(person.user)
+    async with engine.connect() as connection:
+        row = (
+            (
+                await connection.execute(
+                    sa.text(
+                        "SELECT created_at, last_used_at, remember_me FROM session "
+                        "WHERE user_id = :user_id AND revoked_at IS NULL"
+                    ),
+                    {"user_id": user_id.hex},
+                )
+            )
+            .mappings()
+            .one()
+        )
+        employee = (
+            await connection.execute(
+                sa.text("SELECT id FROM employee WHERE user_id = :user_id"),
+                {"user_id": user_id.hex},
+            )
+        ).scalar_one_or_none()
+    created, last_used = as_utc(row["created_at"]), as_utc(row["last_used_at"])
+    expires = (
+        None
+        if row["remember_me"]
+        else min(created + SESSION_LIFETIME, last_used + SESSION_IDLE_LIMIT)
+    )
+    # Only Erin and Nora are ever refused as client-required; neither has a client or a
+    # liaison record, and the object must still show Erin's employee record.
+    assert person.client is None and not person.liaison_for
+    return {
+        "userId": str(user_id),
+        "user": {"id": str(user_id), "email": person.email, "name": person.name},
+        "application": person.signed_in_through,
+        "role": None,
+        "client": None,
+        "employee": {"id": str(uuid.UUID(employee))} if employee else None,
+        "liaison": None,
+        "createdAt": created.isoformat(),
+        "lastUsedAt": last_used.isoformat(),
+        "expiresAt": expires.isoformat() if expires else None,
+        "rememberMe": bool(row["remember_me"]),
+    }
+
+
+# --- Building requests and expected responses ----------------------------------------
+
+
+@dataclass
+class Matrix:
+    outcome: Outcome
+    # The requester's user id; None for application tokens.
+    user_id: str | None
+    # The expected extensions.session of client-required.
+    session: dict[str, Any] | None
+    # group order key -> its database row
+    rows: Mapping[tuple[str, str], Mapping[str, Any]]
+    requests: int = 0
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+
+def query(view: str, application: str | None, fields: tuple[str, ...]) -> str:
+    arguments = f"id: $id, view: {view}"
+    if application is not None:
+        arguments += f", application: {application}"
+    selection = " ".join(SELECTIONS[name] for name in fields)
+    return f"query Matrix($id: ID!) {{ groupOrder({arguments}) {{ {selection} }} }}"
+
+
+def error(document: str, message: str, extensions: dict[str, Any]) -> dict[str, Any]:
+    column = document.index("groupOrder(") + 1
+    return {
+        "data": {"groupOrder": None},
+        "errors": [
+            {
+                "message": message,
+                "locations": [{"line": 1, "column": column}],
+                "path": ["groupOrder"],
+                "extensions": extensions,
+            }
+        ],
+    }
+
+
+def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
+    client, status = key
+    row = matrix.rows[key]
+    group_order_id = str(uuid.UUID(row["id"]))
+    total, successful, rejected = COUNTS[status]
+    if name in FILE_FIELDS:
+        file = FILES[status].get(name)
+        return SignedLink(group_order_id, file) if file else None
+    values: dict[str, object] = {
+        "id": group_order_id,
+        "status": status,
+        "totalOrders": total,
+        "successfulOrders": successful,
+        "rejectedOrders": rejected,
+        "queueJobId": None if status == "pending" else f"job-{client}-{status}",
+        "createdAt": as_utc(row["created_at"]).isoformat(),
+        "updatedAt": as_utc(row["updated_at"]).isoformat(),
+        "session": None if matrix.user_id is None else {"userId": matrix.user_id},
+    }
+    return values[name]
+
+
+def expected(
+    matrix: Matrix,
+    document: str,
+    view: str,
+    fields: tuple[str, ...],
+    key: tuple[str, str] | None,
+) -> dict[str, Any]:
+    """The whole response the contract asks for; ``key`` None stands for an unknown id."""
+    outcome = matrix.outcome
+    if isinstance(outcome, Refused):
+        extensions: dict[str, Any] = {"code": outcome.code}
+        extensions["status"] = 401 if outcome.code == "client-required" else 400
+        if outcome.param is not None:
+            extensions["param"] = outcome.param
+        if outcome.carries_session:
+            extensions["session"] = matrix.session
+        return error(document, outcome.message, extensions)
+    if outcome.role not in VIEW_ROLES[view]:
+        allowed = ", ".join(sorted(VIEW_ROLES[view]))
+        return error(
+            document,
+            f"The view '{view}' is not available to the role {outcome.role}; it is for: {allowed}.",
+            {"code": "invalid-param", "status": 400, "param": "view"},
+        )
+    outside = [name for name in fields if name not in VIEWS[view]]
+    if outside:
+        view_fields = [name for name in FIELDS if name in VIEWS[view]]
+        return error(
+            document,
+            f"The view '{view}' does not hold {', '.join(outside)}. "
+            f"Its fields are: {', '.join(view_fields)}.",
+            {
+                "code": "invalid-param",
+                "status": 400,
+                "param": "view",
+                "fields": outside,
+                "viewFields": view_fields,
+            },
+        )
+    if key is None or not outcome.may_see(key[0]):
+        return error(document, UNKNOWN_ID, {"code": "invalid-param", "status": 400, "param": "id"})
+    group_order = {name: field_value(matrix, key, name) for name in fields}
+    return {"data": {"groupOrder": group_order}, "extensions": {"status": "action-successful"}}
+
+
+async def ask(
+    graphql: Any,
+    token: str,
+    matrix: Matrix,
+    view: str,
+    application: str | None,
+    fields: tuple[str, ...],
+    key: tuple[str, str] | None,
+    unknown_id: str,
+) -> dict[str, Any]:
+    """Send one request, note any difference from the contract, answer the body."""
+    document = query(view, application, fields)
+    group_order_id = unknown_id if key is None else str(uuid.UUID(matrix.rows[key]["id"]))
+    response = await graphql.post(document, {"id": group_order_id}, token=token)
+    matrix.requests += 1
+    body: dict[str, Any] = response.json()
+    want = expected(matrix, document, view, fields, key)
+    # Errors from the document answer 200 under application/json (GraphQL over HTTP).
+    if response.status_code != 200 or body != want:
+        matrix.mismatches.append(
+            {
+                "view": view,
+                "fields": fields,
+                "group order": key or "unknown",
+                "status": response.status_code,
+                "expected": want,
+                "actual": body,
+            }
+        )
+    return body
+
+
+def one_in_turn(keys: list[tuple[str, str]], index: int) -> list[tuple[str, str]]:
+    return [keys[index % len(keys)]] if keys else []
+
+
+PRINCIPALS = [
+    pytest.param(name, application, id=f"{name}-{application or 'absent'}")
+    for name in (*PEOPLE, *APP_TOKENS)
+    for application in APPLICATIONS
+]
+
+
+@pytest.mark.parametrize(("principal", "application"), PRINCIPALS)
+async def test_group_order_matrix(
+    principal: str,
+    application: str | None,
+    graphql: Any,
+    demo: DemoData,
+    engine: AsyncEngine,
+) -> None:
+    # given: a principal, the application it asks through, and the group orders as stored
+    before = await group_order_rows(engine)
+    rows = {
+        (client, status): next(
+            row for row in before if uuid.UUID(row["id"]) == demo_id(f"{client}-{status}")
+        )
+        for client, status in GROUP_ORDERS
+    }
+    if principal in PEOPLE:
+        person = PEOPLE[principal]
+        token = demo.tokens[principal]
+        outcome = person_outcome(person, application)
+        user_id: str | None = str(demo_id(person.user))
+        # A first request may record the session's use; the object is read after it.
+        await graphql.post(query("default", None, ("id",)), {"id": str(uuid.uuid4())}, token=token)
+        refused_for_records = isinstance(outcome, Refused) and outcome.carries_session
+        session = await session_object(engine, person) if refused_for_records else None
+    else:
+        app_token = APP_TOKENS[principal]
+        if principal in demo.tokens:
+            token = demo.tokens[principal]
+        else:
+            token = await create_application_token(
+                engine, ApplicationSlug(app_token.application), "matrix: unbound token"
+            )
+        outcome = token_outcome(app_token, application)
+        user_id, session = None, None
+    matrix = Matrix(outcome, user_id, session, rows)
+    visible = [
+        key for key in GROUP_ORDERS if isinstance(outcome, Granted) and outcome.may_see(key[0])
+    ]
+    hidden = [key for key in GROUP_ORDERS if key not in visible]
+    unknown_id = str(uuid.uuid4())
+
+    # when: every view is asked for each field alone (beside id) and for all its fields,
+    # by an id in scope, an id out of scope and an unknown id
+    out_of_scope_differs: list[dict[str, Any]] = []
+    for view in VIEWS:
+        selections = [("id", name) if name != "id" else ("id",) for name in FIELDS]
+        selections.append(tuple(name for name in FIELDS if name in VIEWS[view]))
+        for index, fields in enumerate(selections):
+            whole_view = index == len(selections) - 1
+            # Each field goes to one group order in turn; the whole view goes to them all,
+            # so every status's values are seen without a request per field and id.
+            in_scope = visible if whole_view else one_in_turn(visible, index)
+            out_of_scope = hidden if whole_view else one_in_turn(hidden, index)
+            unknown = await ask(graphql, token, matrix, view, application, fields, None, unknown_id)
+            for key in in_scope:
+                await ask(graphql, token, matrix, view, application, fields, key, unknown_id)
+            for key in out_of_scope:
+                answer = await ask(
+                    graphql, token, matrix, view, application, fields, key, unknown_id
+                )
+                # then: a group order out of scope cannot be told from one that does not exist
+                if answer != unknown:
+                    out_of_scope_differs.append(
+                        {"view": view, "fields": fields, "group order": key, "answer": answer}
+                    )
+
+    # then: every response is the contract's, and nothing was written
+    assert matrix.mismatches == [], f"{len(matrix.mismatches)} of {matrix.requests} differ"
+    assert out_of_scope_differs == []
+    assert await group_order_rows(engine) == before
