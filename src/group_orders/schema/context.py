@@ -30,9 +30,13 @@ def session_payload(identity: Identity) -> dict[str, Any] | None:
         "user": {"id": str(user.id), "email": user.email, "name": user.name},
         "application": session.application.value,
         "role": None,
-        "client": None,
-        "employee": None,
-        "liaison": None,
+        "client": (
+            {"id": str(identity.client.id), "name": identity.client.name}
+            if identity.client
+            else None
+        ),
+        "employee": {"id": str(identity.employee_id)} if identity.employee_id else None,
+        "liaison": {"id": str(identity.liaison_id)} if identity.liaison_id else None,
         "createdAt": _iso(session.created_at),
         "lastUsedAt": _iso(session.last_used_at),
         "expiresAt": _iso(session.expires_at),
