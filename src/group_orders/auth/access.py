@@ -1,7 +1,7 @@
 """Permission checks: which role a request uses, and which group orders it may see.
 
 The ``application`` argument names the application a request is made through; it
-decides the role (see ``docs/roles.md``):
+decides the role (see ``docs/api.md``):
 
 * ``planoorder``: the client record, else the liaison record, else client-required.
 * ``planox2``: the employee record, else invalid-param on ``application``.
