@@ -13,66 +13,78 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pprint import pformat
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from conftest import GraphQL
 from group_orders.enums import ApplicationSlug
 from group_orders.services.accounts import create_application_token
 from group_orders.services.demo import DemoData, demo_id
 
 # --- The contract's views table -------------------------------------------------------
 
-# In the contract's row order (updatedAt stands next to createdAt); `viewFields` and the
-# error message list a view's fields in this order.
-FIELDS = (
-    "id",
-    "status",
-    "totalOrders",
-    "createdAt",
-    "updatedAt",
-    "session",
-    "successfulOrders",
-    "rejectedOrders",
-    "normalizedCsv",
-    "acceptedOrdersXlsx",
-    "rejectedOrdersXlsx",
-    "queueJobId",
+VIEW_NAMES = (
+    "inital_upload",
+    "online_order_group_order_status",
+    "planoworker_processing_view",
+    "default",
 )
-COMMON = {"id", "status", "totalOrders", "createdAt", "updatedAt", "session"}
-VIEWS: dict[str, frozenset[str]] = {
-    "inital_upload": frozenset(COMMON | {"normalizedCsv"}),
-    "online_order_group_order_status": frozenset(
-        COMMON | {"successfulOrders", "rejectedOrders", "acceptedOrdersXlsx", "rejectedOrdersXlsx"}
-    ),
-    "planoworker_processing_view": frozenset(FIELDS),
-    "default": frozenset(set(FIELDS) - {"queueJobId"}),
+# The contract's table, one row per field, one column per view in VIEW_NAMES' order. The
+# rows keep the contract's order (updatedAt beside createdAt): `viewFields` and the error
+# message list a view's fields in this order.
+X, _ = True, False
+VIEW_TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
+    "id": (X, X, X, X),
+    "status": (X, X, X, X),
+    "totalOrders": (X, X, X, X),
+    "createdAt": (X, X, X, X),
+    "updatedAt": (X, X, X, X),
+    "session": (X, X, X, X),
+    "successfulOrders": (_, X, X, X),
+    "rejectedOrders": (_, X, X, X),
+    "normalizedCsv": (X, _, X, X),
+    "acceptedOrdersXlsx": (_, X, X, X),
+    "rejectedOrdersXlsx": (_, X, X, X),
+    "queueJobId": (_, _, X, _),
 }
 ALL_ROLES = frozenset({"client", "liaison", "employee"})
-VIEW_ROLES: dict[str, frozenset[str]] = {
-    "inital_upload": ALL_ROLES,
-    "online_order_group_order_status": ALL_ROLES,
-    "planoworker_processing_view": frozenset({"employee"}),
-    "default": ALL_ROLES,
+VIEW_ROLES = dict(
+    zip(VIEW_NAMES, (ALL_ROLES, ALL_ROLES, frozenset({"employee"}), ALL_ROLES), strict=True)
+)
+FIELDS = tuple(VIEW_TABLE)
+VIEWS = {
+    view: tuple(name for name, row in VIEW_TABLE.items() if row[column])
+    for column, view in enumerate(VIEW_NAMES)
 }
 # How each field is written in a query; `session` needs a selection of its own.
 SELECTIONS = {name: name for name in FIELDS} | {"session": "session { userId }"}
 
 # --- The contract's roles table -------------------------------------------------------
 
-# The roles an application may use, tried in this order.
+# The roles an application may use, tried in this order, and how it refuses a user who
+# has records but none of those.
 APPLICATION_ROLES: dict[str, tuple[str, ...]] = {
     "planoorder": ("client", "liaison"),
     "planox2": ("employee",),
     "planoauth": ("client", "liaison", "employee"),
 }
+LACKING_ROLE = {
+    "planoorder": ("client-required", None),
+    "planox2": ("invalid-param", "application"),
+}
+# In scope: client -> its own client's group orders; liaison -> its assigned clients';
+# employee -> all (see Person.scopes).
 APPLICATIONS = (None, "planoauth", "planoorder", "planox2")
+HTTP_STATUS = {"client-required": 401, "invalid-param": 400}
 
 # --- The demo's data, as demo.py defines it ---------------------------------------------
 
-CLIENTS = ("acme", "borealis", "cedar")
+CLIENT_NAMES = {"acme": "Acme Outfitters", "borealis": "Borealis Foods", "cedar": "Cedar Clinics"}
+CLIENTS = tuple(CLIENT_NAMES)
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
 # status -> (totalOrders, successfulOrders, rejectedOrders)
 COUNTS = {
@@ -197,9 +209,10 @@ def person_outcome(person: Person, application: str | None) -> Outcome:
     for role in APPLICATION_ROLES[slug]:
         if role in scopes:
             return Granted(role, scopes[role])
-    if slug == "planox2":
-        return Refused("invalid-param", LACKING_RECORD[slug], param="application")
-    return Refused("client-required", LACKING_RECORD[slug], carries_session=True)
+    code, param = LACKING_ROLE[slug]
+    return Refused(
+        code, LACKING_RECORD[slug], param=param, carries_session=code == "client-required"
+    )
 
 
 def token_outcome(token: AppToken, application: str | None) -> Outcome:
@@ -260,49 +273,43 @@ async def group_order_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
 
 
 async def session_object(engine: AsyncEngine, person: Person) -> dict[str, Any]:
-    """The person's session as the contract's session object shows it, with no role."""
+    """The person's session as client-required shows it: their records, but no role."""
     user_id = demo_id(person.user)
     async with engine.connect() as connection:
-        row = (
-            (
-                await connection.execute(
-                    sa.text(
-                        "SELECT created_at, last_used_at, remember_me FROM session "
-                        "WHERE user_id = :user_id AND revoked_at IS NULL"
-                    ),
-                    {"user_id": user_id.hex},
-                )
-            )
-            .mappings()
-            .one()
+
+        async def one(sql: str) -> Any:
+            result = await connection.execute(sa.text(sql), {"user_id": user_id.hex})
+            return result.mappings().one_or_none()
+
+        session = await one(
+            "SELECT created_at, last_used_at FROM session "
+            "WHERE user_id = :user_id AND revoked_at IS NULL"
         )
-        employee = (
-            await connection.execute(
-                sa.text("SELECT id FROM employee WHERE user_id = :user_id"),
-                {"user_id": user_id.hex},
-            )
-        ).scalar_one_or_none()
-    created, last_used = as_utc(row["created_at"]), as_utc(row["last_used_at"])
+        employee = await one("SELECT id FROM employee WHERE user_id = :user_id")
+        liaison = await one("SELECT id FROM liaison WHERE user_id = :user_id")
+    created, last_used = as_utc(session["created_at"]), as_utc(session["last_used_at"])
     expires = (
         None
-        if row["remember_me"]
+        if person.remember_me
         else min(created + SESSION_LIFETIME, last_used + SESSION_IDLE_LIMIT)
     )
-    # Only Erin and Nora are ever refused as client-required; neither has a client or a
-    # liaison record, and the object must still show Erin's employee record.
-    assert person.client is None and not person.liaison_for
+    client = (
+        {"id": str(demo_id(person.client)), "name": CLIENT_NAMES[person.client]}
+        if person.client
+        else None
+    )
     return {
         "userId": str(user_id),
         "user": {"id": str(user_id), "email": person.email, "name": person.name},
         "application": person.signed_in_through,
         "role": None,
-        "client": None,
-        "employee": {"id": str(uuid.UUID(employee))} if employee else None,
-        "liaison": None,
+        "client": client,
+        "employee": {"id": str(uuid.UUID(employee["id"]))} if employee else None,
+        "liaison": {"id": str(uuid.UUID(liaison["id"]))} if liaison else None,
         "createdAt": created.isoformat(),
         "lastUsedAt": last_used.isoformat(),
         "expiresAt": expires.isoformat() if expires else None,
-        "rememberMe": bool(row["remember_me"]),
+        "rememberMe": person.remember_me,
     }
 
 
@@ -345,16 +352,19 @@ def error(document: str, message: str, extensions: dict[str, Any]) -> dict[str, 
     }
 
 
+def group_order_id(rows: Mapping[tuple[str, str], Mapping[str, Any]], key: tuple[str, str]) -> str:
+    return str(uuid.UUID(rows[key]["id"]))
+
+
 def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
     client, status = key
     row = matrix.rows[key]
-    group_order_id = str(uuid.UUID(row["id"]))
     total, successful, rejected = COUNTS[status]
     if name in FILE_FIELDS:
         file = FILES[status].get(name)
-        return SignedLink(group_order_id, file) if file else None
+        return SignedLink(group_order_id(matrix.rows, key), file) if file else None
     values: dict[str, object] = {
-        "id": group_order_id,
+        "id": group_order_id(matrix.rows, key),
         "status": status,
         "totalOrders": total,
         "successfulOrders": successful,
@@ -377,8 +387,7 @@ def expected(
     """The whole response the contract asks for; ``key`` None stands for an unknown id."""
     outcome = matrix.outcome
     if isinstance(outcome, Refused):
-        extensions: dict[str, Any] = {"code": outcome.code}
-        extensions["status"] = 401 if outcome.code == "client-required" else 400
+        extensions: dict[str, Any] = {"code": outcome.code, "status": HTTP_STATUS[outcome.code]}
         if outcome.param is not None:
             extensions["param"] = outcome.param
         if outcome.carries_session:
@@ -393,7 +402,7 @@ def expected(
         )
     outside = [name for name in fields if name not in VIEWS[view]]
     if outside:
-        view_fields = [name for name in FIELDS if name in VIEWS[view]]
+        view_fields = list(VIEWS[view])
         return error(
             document,
             f"The view '{view}' does not hold {', '.join(outside)}. "
@@ -412,40 +421,52 @@ def expected(
     return {"data": {"groupOrder": group_order}, "extensions": {"status": "action-successful"}}
 
 
-async def ask(
-    graphql: Any,
+async def send(
+    graphql: GraphQL,
     token: str,
     matrix: Matrix,
     view: str,
     application: str | None,
     fields: tuple[str, ...],
-    key: tuple[str, str] | None,
-    unknown_id: str,
-) -> dict[str, Any]:
-    """Send one request, note any difference from the contract, answer the body."""
-    document = query(view, application, fields)
-    group_order_id = unknown_id if key is None else str(uuid.UUID(matrix.rows[key]["id"]))
-    response = await graphql.post(document, {"id": group_order_id}, token=token)
+    group_order_id: str,
+) -> tuple[int, dict[str, Any]]:
+    response = await graphql.post(
+        query(view, application, fields), {"id": group_order_id}, token=token
+    )
     matrix.requests += 1
     body: dict[str, Any] = response.json()
-    want = expected(matrix, document, view, fields, key)
+    return response.status_code, body
+
+
+def check(
+    matrix: Matrix,
+    answer: tuple[int, dict[str, Any]],
+    view: str,
+    application: str | None,
+    fields: tuple[str, ...],
+    key: tuple[str, str] | None,
+) -> None:
+    """Note any difference between a response and the contract's."""
+    status, body = answer
+    want = expected(matrix, query(view, application, fields), view, fields, key)
     # Errors from the document answer 200 under application/json (GraphQL over HTTP).
-    if response.status_code != 200 or body != want:
+    if status != 200 or body != want:
         matrix.mismatches.append(
             {
                 "view": view,
                 "fields": fields,
                 "group order": key or "unknown",
-                "status": response.status_code,
+                "status": status,
                 "expected": want,
                 "actual": body,
             }
         )
-    return body
 
 
-def one_in_turn(keys: list[tuple[str, str]], index: int) -> list[tuple[str, str]]:
-    return [keys[index % len(keys)]] if keys else []
+def widest_view(role: str) -> str:
+    """The view with the most fields the role may use."""
+    allowed = [view for view in VIEWS if role in VIEW_ROLES[view]]
+    return max(allowed, key=lambda view: len(VIEWS[view]))
 
 
 PRINCIPALS = [
@@ -459,7 +480,7 @@ PRINCIPALS = [
 async def test_group_order_matrix(
     principal: str,
     application: str | None,
-    graphql: Any,
+    graphql: GraphQL,
     demo: DemoData,
     engine: AsyncEngine,
 ) -> None:
@@ -471,58 +492,74 @@ async def test_group_order_matrix(
         )
         for client, status in GROUP_ORDERS
     }
+    unknown_id = str(uuid.uuid4())
+    first_view, first_fields = "default", ("id",)
     if principal in PEOPLE:
         person = PEOPLE[principal]
         token = demo.tokens[principal]
         outcome = person_outcome(person, application)
         user_id: str | None = str(demo_id(person.user))
-        # A first request may record the session's use; the object is read after it.
-        await graphql.post(query("default", None, ("id",)), {"id": str(uuid.uuid4())}, token=token)
-        refused_for_records = isinstance(outcome, Refused) and outcome.carries_session
-        session = await session_object(engine, person) if refused_for_records else None
     else:
         app_token = APP_TOKENS[principal]
-        if principal in demo.tokens:
-            token = demo.tokens[principal]
-        else:
-            token = await create_application_token(
-                engine, ApplicationSlug(app_token.application), "matrix: unbound token"
-            )
+        token = demo.tokens.get(principal) or await create_application_token(
+            engine, ApplicationSlug(app_token.application), "matrix: unbound token"
+        )
         outcome = token_outcome(app_token, application)
-        user_id, session = None, None
-    matrix = Matrix(outcome, user_id, session, rows)
+        user_id = None
+    matrix = Matrix(outcome, user_id, None, rows)
+    # A session's first use in a while moves its lastUsedAt, so the session object that
+    # client-required carries is read after the first request.
+    first_answer = await send(
+        graphql, token, matrix, first_view, application, first_fields, unknown_id
+    )
+    if isinstance(outcome, Refused) and outcome.carries_session and user_id is not None:
+        matrix.session = await session_object(engine, PEOPLE[principal])
+    check(matrix, first_answer, first_view, application, first_fields, None)
     visible = [
         key for key in GROUP_ORDERS if isinstance(outcome, Granted) and outcome.may_see(key[0])
     ]
     hidden = [key for key in GROUP_ORDERS if key not in visible]
-    unknown_id = str(uuid.uuid4())
+    sweep_view = widest_view(outcome.role) if isinstance(outcome, Granted) else None
 
-    # when: every view is asked for each field alone (beside id) and for all its fields,
-    # by an id in scope, an id out of scope and an unknown id
+    # when: every view is asked for each field alone (beside id) and for all its fields, by
+    # an unknown id, an id in scope and an id out of scope; the ids take turns so that the
+    # matrix stays small, and the widest view the role may use reads every id in scope so
+    # that every status's values are seen
+    turn = 0
     out_of_scope_differs: list[dict[str, Any]] = []
     for view in VIEWS:
-        selections = [("id", name) if name != "id" else ("id",) for name in FIELDS]
-        selections.append(tuple(name for name in FIELDS if name in VIEWS[view]))
-        for index, fields in enumerate(selections):
-            whole_view = index == len(selections) - 1
-            # Each field goes to one group order in turn; the whole view goes to them all,
-            # so every status's values are seen without a request per field and id.
-            in_scope = visible if whole_view else one_in_turn(visible, index)
-            out_of_scope = hidden if whole_view else one_in_turn(hidden, index)
-            unknown = await ask(graphql, token, matrix, view, application, fields, None, unknown_id)
+        selections: list[tuple[str, ...]] = [
+            ("id", name) if name != "id" else ("id",) for name in FIELDS
+        ]
+        selections.append(VIEWS[view])
+        for fields in selections:
+            unknown = await send(graphql, token, matrix, view, application, fields, unknown_id)
+            check(matrix, unknown, view, application, fields, None)
+            in_scope = [visible[turn % len(visible)]] if visible else []
+            if view == sweep_view and fields == VIEWS[view]:
+                in_scope = visible
             for key in in_scope:
-                await ask(graphql, token, matrix, view, application, fields, key, unknown_id)
-            for key in out_of_scope:
-                answer = await ask(
-                    graphql, token, matrix, view, application, fields, key, unknown_id
+                answer = await send(
+                    graphql, token, matrix, view, application, fields, group_order_id(rows, key)
                 )
+                check(matrix, answer, view, application, fields, key)
+            if hidden:
+                key = hidden[turn % len(hidden)]
+                answer = await send(
+                    graphql, token, matrix, view, application, fields, group_order_id(rows, key)
+                )
+                check(matrix, answer, view, application, fields, key)
                 # then: a group order out of scope cannot be told from one that does not exist
                 if answer != unknown:
                     out_of_scope_differs.append(
                         {"view": view, "fields": fields, "group order": key, "answer": answer}
                     )
+            turn += 1
 
     # then: every response is the contract's, and nothing was written
-    assert matrix.mismatches == [], f"{len(matrix.mismatches)} of {matrix.requests} differ"
+    assert not matrix.mismatches, (
+        f"{len(matrix.mismatches)} of {matrix.requests} responses differ; the first:\n"
+        + pformat(matrix.mismatches[0], width=100)
+    )
     assert out_of_scope_differs == []
     assert await group_order_rows(engine) == before
