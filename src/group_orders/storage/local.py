@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path, PurePosixPath
 
 
@@ -18,11 +19,22 @@ class LocalStorage:
         return self.root.joinpath(*relative.parts)
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        path = self.path_of(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".partial")
+        temporary = self.temporary_path(key)
         temporary.write_bytes(data)
-        temporary.replace(path)
+        self.publish(temporary, key)
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
+
+    def temporary_path(self, key: str) -> Path:
+        """A fresh path beside ``key`` to write into; ``publish`` makes it ``key``."""
+        path = self.path_of(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+
+    def publish(self, temporary: Path, key: str) -> None:
+        """Replace ``key`` with the finished temporary file in one atomic rename."""
+        temporary.replace(self.path_of(key))
+
+    def delete(self, key: str) -> None:
+        self.path_of(key).unlink(missing_ok=True)
