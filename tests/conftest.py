@@ -25,6 +25,7 @@ from group_orders.services.demo import DemoData, seed_demo
 from group_orders.services.routes import sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
+from group_orders.worker.runner import JobRunner
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 def settings(tmp_path: Path, template: Template) -> Settings:
     shutil.copyfile(template.database, tmp_path / "db.sqlite")
     shutil.copytree(template.files, tmp_path / "files")
-    return Settings(database_url=sqlite_url(tmp_path / "db.sqlite"), data_dir=tmp_path)
+    # Tests run jobs themselves (``jobs.run_until_idle()``), so that they know when.
+    return Settings(
+        database_url=sqlite_url(tmp_path / "db.sqlite"), data_dir=tmp_path, embedded_worker=False
+    )
 
 
 @pytest.fixture
@@ -79,6 +83,12 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 def engine(app: Starlette) -> AsyncEngine:
     engine: AsyncEngine = app.state.engine
     return engine
+
+
+@pytest.fixture
+def jobs(app: Starlette) -> JobRunner:
+    runner: JobRunner = app.state.jobs
+    return runner
 
 
 @pytest.fixture

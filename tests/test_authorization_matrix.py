@@ -1,8 +1,9 @@
 """Authorization matrix for `groupOrder`: every field, view, principal, application and scope.
 
-The expectations come from this file's own copy of the contract ("Applications and roles"
-and "Views" in CONTRACT.md), never from the service's tables, so a wrong table in the
-service fails here.
+The expectations come from this file's own copy of the contract: "Applications and roles"
+in CONTRACT.md, and the views table of docs/views.md, which the contract names as the one
+kept current. They never come from the service's tables, so a wrong table in the service
+fails here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from group_orders.enums import ApplicationSlug
 from group_orders.services.accounts import create_application_token
 from group_orders.services.demo import DemoData, demo_id
 
-# --- The contract's views table -------------------------------------------------------
+# --- The views table of docs/views.md ---------------------------------------------------
 
 VIEW_NAMES = (
     "inital_upload",
@@ -33,9 +34,9 @@ VIEW_NAMES = (
     "planoworker_processing_view",
     "default",
 )
-# The contract's table, one row per field, one column per view in VIEW_NAMES' order. The
-# rows keep the contract's order (updatedAt beside createdAt): `viewFields` and the error
-# message list a view's fields in this order.
+# The table of docs/views.md, one row per field, one column per view in VIEW_NAMES' order.
+# The rows keep the table's order: `viewFields` and the error message list a view's
+# fields in this order.
 X, _ = True, False
 VIEW_TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "id": (X, X, X, X),
@@ -44,12 +45,24 @@ VIEW_TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "createdAt": (X, X, X, X),
     "updatedAt": (X, X, X, X),
     "session": (X, X, X, X),
+    "progress": (X, X, X, X),
+    "sourceFileName": (X, X, X, X),
+    "duplicateOf": (X, X, X, X),
+    "normalizedCsv": (X, _, X, X),
+    "unknownColumns": (X, _, X, X),
+    "linksExpireAt": (X, X, X, X),
     "successfulOrders": (_, X, X, X),
     "rejectedOrders": (_, X, X, X),
-    "normalizedCsv": (X, _, X, X),
+    "outcome": (_, X, X, X),
+    "failureReason": (_, X, X, X),
+    "rows": (_, X, X, X),
     "acceptedOrdersXlsx": (_, X, X, X),
     "rejectedOrdersXlsx": (_, X, X, X),
     "queueJobId": (_, _, X, _),
+    "attempts": (_, _, X, _),
+    "workerId": (_, _, X, _),
+    "startedAt": (_, _, X, _),
+    "finishedAt": (_, _, X, _),
 }
 ALL_ROLES = frozenset({"client", "liaison", "employee"})
 VIEW_ROLES = dict(
@@ -60,8 +73,12 @@ VIEWS = {
     view: tuple(name for name, row in VIEW_TABLE.items() if row[column])
     for column, view in enumerate(VIEW_NAMES)
 }
-# How each field is written in a query; `session` needs a selection of its own.
-SELECTIONS = {name: name for name in FIELDS} | {"session": "session { userId }"}
+# How each field is written in a query; object fields need a selection of their own.
+SELECTIONS = {name: name for name in FIELDS} | {
+    "session": "session { userId }",
+    "progress": "progress { processedRows totalRows }",
+    "rows": "rows { totalCount }",
+}
 
 # --- The contract's roles table -------------------------------------------------------
 
@@ -257,6 +274,23 @@ class SignedLink:
         return hash((self.group_order_id, self.file))
 
 
+@dataclass(frozen=True)
+class FutureTimestamp:
+    """An ISO timestamp with its offset, still ahead: when a response's links stop working."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str):
+            return NotImplemented
+        try:
+            moment = datetime.fromisoformat(other)
+        except ValueError:
+            return False
+        return moment.tzinfo is not None and moment > datetime.now(UTC)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
 # --- Reading the database ----------------------------------------------------------------
 
 
@@ -356,6 +390,17 @@ def group_order_id(rows: Mapping[tuple[str, str], Mapping[str, Any]], key: tuple
     return str(uuid.UUID(rows[key]["id"]))
 
 
+def completion(status: str, successful: int, rejected: int) -> str | None:
+    """How a group order's rows came out: known once it is completed, not before."""
+    if status != "completed":
+        return None
+    if rejected == 0:
+        return "all_accepted"
+    if successful == 0:
+        return "all_rejected"
+    return "partial"
+
+
 def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
     client, status = key
     row = matrix.rows[key]
@@ -363,6 +408,9 @@ def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
     if name in FILE_FIELDS:
         file = FILES[status].get(name)
         return SignedLink(group_order_id(matrix.rows, key), file) if file else None
+    # The demo seeds group orders as they stand, not through an upload and a worker: no
+    # file name, rows, unknown columns, failure reason or worker detail are recorded, and
+    # no row counts as processed yet.
     values: dict[str, object] = {
         "id": group_order_id(matrix.rows, key),
         "status": status,
@@ -373,6 +421,19 @@ def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
         "createdAt": as_utc(row["created_at"]).isoformat(),
         "updatedAt": as_utc(row["updated_at"]).isoformat(),
         "session": None if matrix.user_id is None else {"userId": matrix.user_id},
+        "progress": {"processedRows": 0, "totalRows": total},
+        "sourceFileName": None,
+        "duplicateOf": None,
+        "unknownColumns": [],
+        # The links' time is the request's, so only its shape can be known here.
+        "linksExpireAt": FutureTimestamp() if FILES[status] else None,
+        "outcome": completion(status, successful, rejected),
+        "failureReason": None,
+        "rows": {"totalCount": 0},
+        "attempts": 0,
+        "workerId": None,
+        "startedAt": None,
+        "finishedAt": None,
     }
     return values[name]
 

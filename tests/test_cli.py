@@ -44,7 +44,7 @@ def test_db_upgrade_creates_and_migrates_a_new_database(fresh: Settings) -> None
     result = run_cli(fresh, "db", "upgrade")
 
     # then
-    assert result.stdout == "database revision: 0001 (head: 0001)\n"
+    assert result.stdout == "database revision: 0002 (head: 0002)\n"
     assert (fresh.data_dir / "db.sqlite").is_file()
 
 
@@ -166,9 +166,12 @@ async def test_routes_withdraw_and_deploy(settings: Settings) -> None:
     # then
     assert withdrawn.stdout.splitlines() == [
         "service sessions: withdrawn",
-        "route            service          route state  service state",
-        "groupOrder       group-orders     deployed     deployed",
-        "session          sessions         deployed     withdrawn",
+        "route             service              route state  service state",
+        "cancelGroupOrder  group-order-uploads  deployed     deployed",
+        "createGroupOrder  group-order-uploads  deployed     deployed",
+        "retryGroupOrder   group-order-uploads  deployed     deployed",
+        "groupOrder        group-orders         deployed     deployed",
+        "session           sessions             deployed     withdrawn",
     ]
     assert while_withdrawn["errors"][0]["extensions"]["code"] == "service-not-found"
     assert deployed_again["extensions"] == {"status": "action-successful"}

@@ -340,7 +340,8 @@ async def test_invalid_content_type(client: httpx.AsyncClient, demo: DemoData) -
         400,
         error_body(
             "invalid-content-type",
-            "Send the request as 'Content-Type: application/json'.",
+            "Send the request as 'Content-Type: application/json' (or multipart/form-data "
+            "for an upload).",
             "content-type",
         ),
     )

@@ -6,6 +6,8 @@ install, and disposes of the engine at shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +31,7 @@ from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.responses import api_error_response, response_media_type
+from group_orders.worker.runner import JobRunner
 
 logger = logging.getLogger("group_orders.app")
 
@@ -64,20 +67,30 @@ def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings)
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
+    storage = LocalStorage(settings.data_dir / "files")
+    jobs = JobRunner(engine, storage, settings)
     service = GraphQLService(
         settings=settings,
         engine=engine,
         runner=OperationRunner(schema, max_tokens=settings.max_query_tokens),
         links=links,
+        storage=storage,
+        wake_worker=jobs.wake,
     )
-    storage = LocalStorage(settings.data_dir / "files")
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await upgrade(engine)
         await sync_routes(engine)
-        yield
-        await engine.dispose()
+        worker = asyncio.create_task(jobs.run_forever()) if settings.embedded_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            await engine.dispose()
 
     graphql = GraphQLEndpoint(service)
     app = Starlette(
@@ -95,4 +108,6 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.schema = schema
+    app.state.storage = storage
+    app.state.jobs = jobs
     return app

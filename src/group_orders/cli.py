@@ -223,10 +223,10 @@ def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
             except LookupError as error:
                 raise CommandError(str(error)) from None
             print(f"{kind} {args.name}: {'deployed' if args.action == 'deploy' else 'withdrawn'}")
-        print(f"{'route':<16} {'service':<16} {'route state':<12} service state")
+        print(f"{'route':<17} {'service':<20} {'route state':<12} service state")
         for state in await routes.list_routes(engine):
             print(
-                f"{state.route:<16} {state.service:<16} "
+                f"{state.route:<17} {state.service:<20} "
                 f"{'deployed' if state.route_deployed else 'withdrawn':<12} "
                 f"{'deployed' if state.service_deployed else 'withdrawn'}"
             )
@@ -253,6 +253,43 @@ def cmd_export_docs(_settings: Settings, args: argparse.Namespace) -> int:
     for path in write_reference_docs(Path(args.directory)):
         print(f"wrote {path}")
     return 0
+
+
+def cmd_catalog(settings: Settings, args: argparse.Namespace) -> int:
+    from group_orders.services.catalog import CatalogFileError, import_catalog, read_catalog_file
+
+    try:
+        entries = read_catalog_file(Path(args.file))
+    except (OSError, CatalogFileError) as error:
+        raise CommandError(str(error)) from None
+
+    async def work(engine: AsyncEngine) -> int:
+        try:
+            count = await import_catalog(engine, args.client, entries)
+        except LookupError as error:
+            raise CommandError(str(error)) from None
+        print(f"imported {count} catalog entries for client {args.client}")
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_upload(_settings: Settings, args: argparse.Namespace) -> int:
+    from group_orders.upload_client import UploadClientError, upload_and_follow
+
+    try:
+        return upload_and_follow(
+            url=args.url,
+            token=args.token,
+            path=Path(args.file),
+            client_id=args.client,
+            application=args.application,
+            idempotency_key=args.idempotency_key,
+            dry_run=args.dry_run,
+            wait=not args.no_wait,
+        )
+    except UploadClientError as error:
+        raise CommandError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +357,28 @@ def build_parser() -> argparse.ArgumentParser:
         route_action = route_actions.add_parser(action, help=f"{action} a route or service")
         route_action.add_argument("name", help="a route (root field) or an API service")
     routes_parser.set_defaults(handler=cmd_routes)
+
+    catalog = commands.add_parser("catalog", help="a client's catalog of SKUs")
+    catalog_actions = catalog.add_subparsers(dest="action", required=True)
+    catalog_import = catalog_actions.add_parser(
+        "import", help="add or update SKUs from a CSV with sku[,name][,active] columns"
+    )
+    catalog_import.add_argument("file")
+    catalog_import.add_argument("--client", type=_uuid, required=True)
+    catalog.set_defaults(handler=cmd_catalog)
+
+    upload = commands.add_parser(
+        "upload", help="upload a CSV file of orders and follow it until it is done"
+    )
+    upload.add_argument("file")
+    upload.add_argument("--token", required=True, help="a session or application token")
+    upload.add_argument("--url", default="http://127.0.0.1:8000/graphql")
+    upload.add_argument("--client", help="the client to upload for (liaisons, employees)")
+    upload.add_argument("--application", help="the application to act through")
+    upload.add_argument("--idempotency-key")
+    upload.add_argument("--dry-run", action="store_true", help="validate only, store nothing")
+    upload.add_argument("--no-wait", action="store_true", help="do not follow processing")
+    upload.set_defaults(handler=cmd_upload)
 
     export = commands.add_parser("export-schema", help="print or write schema.graphql")
     export.add_argument("--output", "-o", default="-")

@@ -36,3 +36,9 @@ class GroupOrderView(Enum):
 class SessionView(Enum):
     default = "default"
     minimal = "minimal"
+
+
+class GroupOrderOutcome(Enum):
+    all_accepted = "all_accepted"
+    partial = "partial"
+    all_rejected = "all_rejected"

@@ -21,6 +21,13 @@ def _env_int(environ: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_choice(environ: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = environ.get(name) or default
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of the service. ``from_env`` reads them; tests build them directly."""
@@ -37,9 +44,21 @@ class Settings:
     last_used_write_interval_seconds: int = 60
     # Signs file links. The development default is public: set your own anywhere else.
     secret_key: str = "development-only-secret-change-me"  # noqa: S105
-    link_lifetime_seconds: int = 3_600
+    link_lifetime_seconds: int = 900
     # The scheme and host links are built with; by default the request's own.
     public_base_url: str | None = None
+    # Uploads: the body limit, enforced while it streams.
+    max_upload_bytes: int = 50 * 1024 * 1024
+    # How an ambiguous date like 03/04/2026 is read: "DMY" (3 April) or "MDY" (4 March).
+    date_order: str = "DMY"
+    # Rows per XLSX sheet before a new sheet starts (the format's limit).
+    max_sheet_rows: int = 1_048_576
+    # Jobs: the embedded worker runs in the server process unless turned off.
+    embedded_worker: bool = True
+    job_lease_seconds: int = 60
+    job_max_attempts: int = 3
+    job_retry_delay_seconds: int = 5
+    worker_poll_seconds: float = 2.0
 
     @property
     def link_lifetime(self) -> timedelta:
@@ -69,6 +88,17 @@ class Settings:
                 env, "GROUP_ORDERS_LINK_LIFETIME_SECONDS", defaults.link_lifetime_seconds
             ),
             public_base_url=env.get("GROUP_ORDERS_PUBLIC_BASE_URL") or None,
+            max_upload_bytes=_env_int(
+                env, "GROUP_ORDERS_MAX_UPLOAD_BYTES", defaults.max_upload_bytes
+            ),
+            date_order=_env_choice(env, "GROUP_ORDERS_DATE_ORDER", ("DMY", "MDY"), "DMY"),
+            embedded_worker=env.get("GROUP_ORDERS_EMBEDDED_WORKER", "1") not in ("0", "false"),
+            job_lease_seconds=_env_int(
+                env, "GROUP_ORDERS_JOB_LEASE_SECONDS", defaults.job_lease_seconds
+            ),
+            job_max_attempts=_env_int(
+                env, "GROUP_ORDERS_JOB_MAX_ATTEMPTS", defaults.job_max_attempts
+            ),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -30,23 +30,39 @@ class View:
         return outside
 
 
-_COMMON = ("id", "status", "totalOrders", "createdAt", "updatedAt", "session")
-_COUNTS = ("successfulOrders", "rejectedOrders")
+_COMMON = (
+    "id",
+    "status",
+    "totalOrders",
+    "createdAt",
+    "updatedAt",
+    "session",
+    "progress",
+    "sourceFileName",
+    "duplicateOf",
+)
+_COUNTS = ("successfulOrders", "rejectedOrders", "outcome", "failureReason", "rows")
+_UPLOAD_CHECK = ("normalizedCsv", "unknownColumns")
 _RESULT_FILES = ("acceptedOrdersXlsx", "rejectedOrdersXlsx")
-_WORKER_DETAIL = ("queueJobId",)
+_LINKS = ("linksExpireAt",)
+_WORKER_DETAIL = ("queueJobId", "attempts", "workerId", "startedAt", "finishedAt")
 
 GROUP_ORDER_VIEWS: dict[GroupOrderView, View] = {
-    GroupOrderView.inital_upload: View("inital_upload", (*_COMMON, "normalizedCsv"), ALL_ROLES),
+    GroupOrderView.inital_upload: View(
+        "inital_upload", (*_COMMON, *_UPLOAD_CHECK, *_LINKS), ALL_ROLES
+    ),
     GroupOrderView.online_order_group_order_status: View(
-        "online_order_group_order_status", (*_COMMON, *_COUNTS, *_RESULT_FILES), ALL_ROLES
+        "online_order_group_order_status",
+        (*_COMMON, *_COUNTS, *_RESULT_FILES, *_LINKS),
+        ALL_ROLES,
     ),
     GroupOrderView.planoworker_processing_view: View(
         "planoworker_processing_view",
-        (*_COMMON, *_COUNTS, "normalizedCsv", *_RESULT_FILES, *_WORKER_DETAIL),
+        (*_COMMON, *_COUNTS, *_UPLOAD_CHECK, *_RESULT_FILES, *_LINKS, *_WORKER_DETAIL),
         frozenset({Role.employee}),
     ),
     GroupOrderView.default: View(
-        "default", (*_COMMON, *_COUNTS, "normalizedCsv", *_RESULT_FILES), ALL_ROLES
+        "default", (*_COMMON, *_COUNTS, *_UPLOAD_CHECK, *_RESULT_FILES, *_LINKS), ALL_ROLES
     ),
 }
 

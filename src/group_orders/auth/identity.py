@@ -74,10 +74,18 @@ class Identity:
     employee_id: uuid.UUID | None = None
     liaison_id: uuid.UUID | None = None
     token_name: str | None = None
+    token_id: uuid.UUID | None = None
 
     @property
     def is_application_token(self) -> bool:
         return self.session is None
+
+    @property
+    def requester_key(self) -> str:
+        """Stable per requester: a user across sessions, or one application token."""
+        if self.user is not None:
+            return f"user:{self.user.id}"
+        return f"token:{self.token_id}"
 
 
 def _invalid_token() -> ApiError:
@@ -117,6 +125,7 @@ _SESSION_QUERY = (
 
 _APPLICATION_TOKEN_QUERY = (
     sa.select(
+        _tokens.c.id,
         _tokens.c.token_hash,
         _tokens.c.name,
         _tokens.c.revoked_at,
@@ -161,7 +170,9 @@ async def authenticate(
     client = ClientRecord(row.client_id, row.client_name) if row.client_id else None
     application = ApplicationSlug(row.slug)
     if kind is TokenKind.application:
-        return Identity(application=application, client=client, token_name=row.name)
+        return Identity(
+            application=application, client=client, token_name=row.name, token_id=row.id
+        )
 
     session = SessionRecord(
         id=row.id,

@@ -8,12 +8,14 @@ second writer queue instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -79,3 +81,19 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
 async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
         yield connection
+
+
+def upsert(
+    connection: AsyncConnection,
+    table: sa.Table,
+    index_elements: Sequence[str],
+    update_columns: Sequence[str],
+) -> Any:
+    """An INSERT that updates ``update_columns`` of a row whose key already exists, in
+    the dialect of ``connection`` (SQLite and PostgreSQL spell it alike)."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(index_elements),
+        set_={column: statement.excluded[column] for column in update_columns},
+    )

@@ -106,7 +106,11 @@ class ApplicationToken(SQLModel, table=True):
 
 class GroupOrder(SQLModel, table=True):
     __tablename__ = "group_order"
-    __table_args__ = (sa.Index("ix_group_order_client_created", "client_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_group_order_client_created", "client_id", "created_at"),
+        sa.Index("ix_group_order_client_source", "client_id", "source_sha256"),
+        sa.UniqueConstraint("requester_key", "idempotency_key", name="uq_group_order_idempotency"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     status: str = Field(default="pending", max_length=20)
@@ -122,6 +126,78 @@ class GroupOrder(SQLModel, table=True):
     uploaded_by_user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp(index=True))
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    # Who asked ("user:<id>" or "token:<id>"): idempotency keys are per requester.
+    requester_key: str | None = Field(default=None, max_length=100)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    # The uploaded file: where it is stored, its digest, and its name (shown, never used
+    # as a path).
+    source_key: str | None = Field(default=None, max_length=500)
+    source_sha256: str | None = Field(default=None, max_length=64)
+    source_name: str | None = Field(default=None, max_length=255)
+    source_bytes: int | None = None
+    duplicate_of: uuid.UUID | None = Field(default=None, foreign_key="group_order.id")
+    processed_rows: int = 0
+    failure_reason: str | None = Field(default=None, max_length=2000)
+    unknown_columns: str | None = Field(default=None, max_length=4000)
+    attempts: int = 0
+    worker_id: str | None = Field(default=None, max_length=200)
+    started_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class GroupOrderRow(SQLModel, table=True):
+    """One row of an uploaded file and its outcome; unique per (group order, source row)."""
+
+    __tablename__ = "group_order_row"
+    __table_args__ = (
+        sa.UniqueConstraint("group_order_id", "source_row", name="uq_group_order_row_source"),
+        sa.Index("ix_group_order_row_client_order", "client_id", "external_order_id"),
+        sa.Index("ix_group_order_row_status", "group_order_id", "status", "source_row"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_order_id: uuid.UUID = Field(foreign_key="group_order.id")
+    client_id: uuid.UUID = Field(foreign_key="client.id")
+    source_row: int
+    status: str = Field(max_length=20)
+    external_order_id: str | None = Field(default=None, max_length=100)
+    # JSON: the normalized values, the cells as uploaded, the errors.
+    normalized: str
+    cells: str
+    errors: str
+    error_codes: str | None = Field(default=None, max_length=500)
+
+
+class Job(SQLModel, table=True):
+    """A queued piece of work. A worker claims it with a lease; an expired lease lets
+    another worker take it over."""
+
+    __tablename__ = "job"
+    __table_args__ = (sa.Index("ix_job_claim", "status", "run_after"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str = Field(max_length=50)
+    group_order_id: uuid.UUID = Field(foreign_key="group_order.id", index=True)
+    status: str = Field(default="queued", max_length=20)
+    attempts: int = 0
+    max_attempts: int = 3
+    locked_by: str | None = Field(default=None, max_length=200)
+    locked_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    run_after: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class CatalogItem(SQLModel, table=True):
+    """A SKU a client may order."""
+
+    __tablename__ = "catalog_item"
+
+    client_id: uuid.UUID = Field(foreign_key="client.id", primary_key=True)
+    sku: str = Field(max_length=100, primary_key=True)
+    name: str = Field(default="", max_length=200)
+    active: bool = True
 
 
 class ApiService(SQLModel, table=True):
@@ -164,5 +240,8 @@ application_table = table_of(Application)
 session_table = table_of(Session)
 application_token_table = table_of(ApplicationToken)
 group_order_table = table_of(GroupOrder)
+group_order_row_table = table_of(GroupOrderRow)
+job_table = table_of(Job)
+catalog_item_table = table_of(CatalogItem)
 api_service_table = table_of(ApiService)
 api_route_table = table_of(ApiRoute)

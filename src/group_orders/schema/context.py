@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from group_orders.enums import ApplicationSlug
 from group_orders.errors import ApiError
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
+from group_orders.storage.local import LocalStorage
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -53,6 +55,8 @@ class RequestContext:
     links: LinkSigner
     base_url: str
     request_id: str
+    storage: LocalStorage
+    wake_worker: Callable[[], None] = field(default=lambda: None)
     _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
 
     def require_identity(self) -> Identity:

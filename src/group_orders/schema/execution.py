@@ -65,6 +65,10 @@ class PreparedOperation:
     def introspection_only(self) -> bool:
         return not self.routes
 
+    @property
+    def is_mutation(self) -> bool:
+        return self.operation.operation is OperationType.MUTATION
+
 
 class RequestErrors(Exception):
     """Errors that stop an operation before it executes: the response has no ``data``."""
@@ -291,7 +295,8 @@ class OperationRunner:
         )
         result = cast(ExecutionResult, await outcome if is_awaitable(outcome) else outcome)
         errors = [format_error(error, prepared.document) for error in result.errors or ()]
-        if result.data is None and errors:
+        if result.data is None and errors and not any("path" in error for error in errors):
+            # Variables that could not be coerced: the operation never started.
             raise RequestErrors(errors)
         body: dict[str, Any] = {}
         if errors:

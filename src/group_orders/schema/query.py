@@ -8,6 +8,7 @@ from strawberry.types import Info
 from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
 from group_orders.resolvers import group_orders as group_order_resolvers
 from group_orders.schema.context import RequestContext
+from group_orders.schema.mutation import Mutation
 from group_orders.schema.types import GroupOrderType, SessionType
 
 
@@ -37,4 +38,4 @@ class Query:
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query)
+    return strawberry.Schema(query=Query, mutation=Mutation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 
@@ -12,16 +13,19 @@ from group_orders.auth.access import Access, liaison_clients
 from group_orders.auth.identity import ClientRecord, Identity
 from group_orders.enums import (
     ApplicationSlug,
+    GroupOrderOutcome,
     GroupOrderStatus,
     GroupOrderView,
     Role,
     SessionView,
 )
+from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
 from group_orders.schema.selection import check_view
-from group_orders.services.group_orders import GroupOrderRecord
+from group_orders.services.group_orders import GroupOrderRecord, RowRecord, list_rows
+from group_orders.services.ingest.model import RowStatus
 from group_orders.storage.links import ResultFile
-from group_orders.views import SESSION_VIEWS
+from group_orders.views import GROUP_ORDER_VIEWS, SESSION_VIEWS
 
 strawberry.enum(GroupOrderStatus, description="Where a group order stands.")
 strawberry.enum(
@@ -35,6 +39,8 @@ strawberry.enum(
     description="A named set of group-order fields, and the roles allowed to use it.",
 )
 strawberry.enum(SessionView, description="A named set of session fields.")
+strawberry.enum(GroupOrderOutcome, description="How a completed group order's rows came out.")
+strawberry.enum(RowStatus, description="Whether a row of the file became an order.")
 
 
 @strawberry.type(name="User")
@@ -124,6 +130,118 @@ def resolve_session_in_view(
     return SessionType.from_identity(identity, role)
 
 
+@strawberry.type(name="Progress", description="How far processing has come.")
+class ProgressType:
+    processed_rows: int
+    total_rows: int = strawberry.field(description="0 until the file's rows are counted.")
+
+
+@strawberry.type(name="RowError", description="One thing wrong with a row.")
+class RowErrorType:
+    code: str = strawberry.field(description="missing-value, invalid-email, ... (see docs)")
+    field: str = strawberry.field(description="The column at fault (canonical name).")
+    value: str = strawberry.field(description="The value as uploaded.")
+    message: str
+
+
+@strawberry.type(name="NormalizedOrder", description="A row's values after normalizing.")
+class NormalizedOrderType:
+    external_order_id: str | None
+    order_date: str | None
+    recipient_name: str | None
+    email: str | None
+    phone: str | None
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+    sku: str | None
+    quantity: int | None
+    notes: str | None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@strawberry.type(name="GroupOrderRow", description="One row of the uploaded file.")
+class GroupOrderRowType:
+    source_row: int = strawberry.field(description="The row's number in the file; the header is 1.")
+    status: RowStatus
+    external_order_id: str | None
+    cells: list[str] = strawberry.field(description="The row as uploaded.")
+    order: NormalizedOrderType
+    errors: list[RowErrorType]
+
+    @classmethod
+    def from_record(cls, record: RowRecord) -> GroupOrderRowType:
+        values = record.normalized
+        quantity = values.get("quantity")
+        return cls(
+            source_row=record.source_row,
+            status=RowStatus(record.status),
+            external_order_id=record.external_order_id,
+            cells=[str(cell) for cell in record.cells],
+            order=NormalizedOrderType(
+                external_order_id=_text(values.get("external_order_id")),
+                order_date=_text(values.get("order_date")),
+                recipient_name=_text(values.get("recipient_name")),
+                email=_text(values.get("email")),
+                phone=_text(values.get("phone")),
+                address_line1=_text(values.get("address_line1")),
+                address_line2=_text(values.get("address_line2")),
+                city=_text(values.get("city")),
+                region=_text(values.get("region")),
+                postal_code=_text(values.get("postal_code")),
+                country=_text(values.get("country")),
+                sku=_text(values.get("sku")),
+                quantity=quantity if isinstance(quantity, int) else None,
+                notes=_text(values.get("notes")),
+            ),
+            errors=[RowErrorType(**error) for error in record.errors],
+        )
+
+
+@strawberry.type(name="GroupOrderRowEdge")
+class GroupOrderRowEdge:
+    cursor: str
+    node: GroupOrderRowType
+
+
+@strawberry.type(name="PageInfo")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(name="GroupOrderRowConnection")
+class GroupOrderRowConnection:
+    edges: list[GroupOrderRowEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+MAX_PAGE_SIZE = 100
+
+
+def row_cursor(source_row: int) -> str:
+    return base64.urlsafe_b64encode(f"row:{source_row}".encode()).decode()
+
+
+def parse_row_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "row" and number.isdigit():
+            return int(number)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ApiError("invalid-param", "'after' is not a cursor this API gave out.", param="after")
+
+
 @strawberry.type(name="GroupOrder", description="Many orders uploaded at once as one CSV file.")
 class GroupOrderType:
     id: strawberry.ID
@@ -145,7 +263,63 @@ class GroupOrderType:
     )
     created_at: datetime
     updated_at: datetime
+    progress: ProgressType
+    outcome: GroupOrderOutcome | None = strawberry.field(
+        description="all_accepted, partial or all_rejected once completed; null before."
+    )
+    failure_reason: str | None = strawberry.field(description="Why it failed, when it did.")
+    duplicate_of: strawberry.ID | None = strawberry.field(
+        description="An earlier group order of the same client with the same file content."
+    )
+    source_file_name: str | None = strawberry.field(description="The uploaded file's name.")
+    unknown_columns: list[str] = strawberry.field(
+        description="Header cells that matched no column and were ignored."
+    )
+    links_expire_at: datetime | None = strawberry.field(
+        description="When the file links in this response stop working."
+    )
+    attempts: int = strawberry.field(description="How many times a worker has started it.")
+    worker_id: str | None = strawberry.field(description="The worker that took it last.")
+    started_at: datetime | None
+    finished_at: datetime | None
     access: strawberry.Private[Access]
+    record_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The rows of the file and what became of each, in file order.")
+    async def rows(
+        self,
+        info: Info[RequestContext, None],
+        status: RowStatus | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> GroupOrderRowConnection:
+        if not 1 <= first <= MAX_PAGE_SIZE:
+            raise ApiError(
+                "invalid-param",
+                f"'first' must be between 1 and {MAX_PAGE_SIZE}.",
+                param="first",
+            )
+        page = await list_rows(
+            info.context.engine,
+            self.record_id,
+            status=status.value if status else None,
+            first=first,
+            after_source_row=parse_row_cursor(after),
+        )
+        edges = [
+            GroupOrderRowEdge(
+                cursor=row_cursor(row.source_row), node=GroupOrderRowType.from_record(row)
+            )
+            for row in page.rows
+        ]
+        return GroupOrderRowConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count,
+        )
 
     @strawberry.field(description="The requester's session; null for application tokens.")
     def session(
@@ -162,8 +336,25 @@ class GroupOrderType:
                 return None
             return context.links.sign(context.base_url, record.id, file, context.now)
 
+        has_links = any(
+            (record.normalized_csv, record.accepted_orders_xlsx, record.rejected_orders_xlsx)
+        )
         return cls(
             id=strawberry.ID(str(record.id)),
+            record_id=record.id,
+            progress=ProgressType(
+                processed_rows=record.processed_rows, total_rows=record.total_orders
+            ),
+            outcome=record.outcome,
+            failure_reason=record.failure_reason,
+            duplicate_of=strawberry.ID(str(record.duplicate_of)) if record.duplicate_of else None,
+            source_file_name=record.source_name,
+            unknown_columns=list(record.unknown_columns),
+            links_expire_at=context.now + context.links.lifetime if has_links else None,
+            attempts=record.attempts,
+            worker_id=record.worker_id,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
             status=record.status,
             total_orders=record.total_orders,
             successful_orders=record.successful_orders,
@@ -176,3 +367,43 @@ class GroupOrderType:
             updated_at=record.updated_at,
             access=access,
         )
+
+
+@strawberry.type(name="DryRunRowError", description="A row error found by a dry run.")
+class DryRunRowErrorType:
+    source_row: int
+    code: str
+    field: str
+    value: str
+    message: str
+
+
+@strawberry.type(name="DryRunReport", description="What processing would make of a file.")
+class DryRunReportType:
+    total_rows: int
+    accepted_rows: int
+    rejected_rows: int
+    unknown_columns: list[str]
+    errors: list[DryRunRowErrorType] = strawberry.field(
+        description="The first 100 row errors, in file order."
+    )
+
+
+@strawberry.type(name="CreateGroupOrderPayload")
+class CreateGroupOrderPayload:
+    dry_run: DryRunReportType | None = strawberry.field(
+        description="Set for a dry run, which stores nothing."
+    )
+    record: strawberry.Private[GroupOrderRecord | None]
+    access: strawberry.Private[Access]
+
+    @strawberry.field(
+        description="The new (or, for a repeated idempotencyKey, the first) group order."
+    )
+    def group_order(
+        self, info: Info[RequestContext, None], view: GroupOrderView = GroupOrderView.default
+    ) -> GroupOrderType | None:
+        check_view(info, GROUP_ORDER_VIEWS[view], self.access.role)
+        if self.record is None:
+            return None
+        return GroupOrderType.from_record(self.record, self.access, info.context)

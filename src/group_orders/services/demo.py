@@ -23,6 +23,7 @@ from group_orders.services.accounts import (
     create_user,
     find_user,
 )
+from group_orders.services.catalog import CatalogEntry, import_catalog
 from group_orders.services.group_orders import create_group_order
 from group_orders.storage.local import LocalStorage
 
@@ -32,6 +33,8 @@ _NAMESPACE = uuid.UUID("6f1d8a52-3c55-4d8e-9d3e-0c2b6f6f9a11")
 def demo_id(name: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, name)
 
+
+DEMO_SKUS = [f"SKU-{n}" for n in range(7)] + ["TSHIRT-S", "TSHIRT-M", "TSHIRT-L", "MUG-01"]
 
 CLIENTS = {"acme": "Acme Outfitters", "borealis": "Borealis Foods", "cedar": "Cedar Clinics"}
 
@@ -112,6 +115,14 @@ async def _seed_records(engine: AsyncEngine, storage: LocalStorage) -> None:
         engine, "erin@plano.example", "Erin Employee", employee=True, user_id=demo_id("erin")
     )
     await create_user(engine, "nora@example.com", "Nora Newcomer", user_id=demo_id("nora"))
+
+    for client in CLIENTS:
+        await import_catalog(
+            engine,
+            demo_id(client),
+            [CatalogEntry(sku, f"Demo article {sku}") for sku in DEMO_SKUS]
+            + [CatalogEntry("SKU-RETIRED", "An article no longer sold", active=False)],
+        )
 
     uploaders = {"acme": demo_id("alice"), "borealis": demo_id("bob"), "cedar": demo_id("lena")}
     for client in CLIENTS:

@@ -6,13 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.access import Access
 from group_orders.db.engine import write_transaction
-from group_orders.db.tables import as_utc, group_order_table, utc_now
-from group_orders.enums import GroupOrderStatus
+from group_orders.db.tables import as_utc, group_order_row_table, group_order_table, utc_now
+from group_orders.enums import GroupOrderOutcome, GroupOrderStatus
 from group_orders.errors import ApiError
 
 _UNKNOWN_ID = "No group order has this id."
@@ -33,6 +34,30 @@ class GroupOrderRecord:
     uploaded_by_user_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    processed_rows: int = 0
+    failure_reason: str | None = None
+    duplicate_of: uuid.UUID | None = None
+    unknown_columns: tuple[str, ...] = ()
+    source_name: str | None = None
+    attempts: int = 0
+    worker_id: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def outcome(self) -> GroupOrderOutcome | None:
+        """How a completed group order's rows came out; None before it completes."""
+        if self.status is not GroupOrderStatus.completed:
+            return None
+        if self.rejected_orders == 0:
+            return GroupOrderOutcome.all_accepted
+        if self.successful_orders == 0:
+            return GroupOrderOutcome.all_rejected
+        return GroupOrderOutcome.partial
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
 
 
 def parse_id(value: str, *, param: str = "id") -> uuid.UUID:
@@ -71,6 +96,15 @@ async def get_group_order(engine: AsyncEngine, raw_id: str, access: Access) -> G
         uploaded_by_user_id=row["uploaded_by_user_id"],
         created_at=as_utc(row["created_at"]),
         updated_at=as_utc(row["updated_at"]),
+        processed_rows=row["processed_rows"],
+        failure_reason=row["failure_reason"],
+        duplicate_of=row["duplicate_of"],
+        unknown_columns=tuple(orjson.loads(row["unknown_columns"] or "[]")),
+        source_name=row["source_name"],
+        attempts=row["attempts"],
+        worker_id=row["worker_id"],
+        started_at=_optional_utc(row["started_at"]),
+        finished_at=_optional_utc(row["finished_at"]),
     )
 
 
@@ -111,3 +145,69 @@ async def create_group_order(
             )
         )
     return new_id
+
+
+@dataclass(frozen=True, slots=True)
+class RowRecord:
+    source_row: int
+    status: str
+    external_order_id: str | None
+    cells: list[str]
+    normalized: dict[str, object]
+    errors: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class RowPage:
+    rows: list[RowRecord]
+    has_next_page: bool
+    total_count: int
+
+
+async def list_rows(
+    engine: AsyncEngine,
+    group_order_id: uuid.UUID,
+    *,
+    status: str | None,
+    first: int,
+    after_source_row: int,
+) -> RowPage:
+    """A page of a group order's row results, in file order."""
+    rows = group_order_row_table
+    condition = sa.and_(
+        rows.c.group_order_id == group_order_id,
+        rows.c.status == status if status is not None else sa.true(),
+    )
+    page_query = (
+        sa.select(
+            rows.c.source_row,
+            rows.c.status,
+            rows.c.external_order_id,
+            rows.c.cells,
+            rows.c.normalized,
+            rows.c.errors,
+        )
+        .where(condition)
+        .where(rows.c.source_row > after_source_row)
+        .order_by(rows.c.source_row)
+        .limit(first + 1)
+    )
+    count_query = sa.select(sa.func.count()).select_from(rows).where(condition)
+    async with engine.connect() as connection:
+        found = (await connection.execute(page_query)).all()
+        total = (await connection.execute(count_query)).scalar_one()
+    return RowPage(
+        rows=[
+            RowRecord(
+                source_row=row.source_row,
+                status=row.status,
+                external_order_id=row.external_order_id,
+                cells=orjson.loads(row.cells),
+                normalized=orjson.loads(row.normalized),
+                errors=orjson.loads(row.errors),
+            )
+            for row in found[:first]
+        ],
+        has_next_page=len(found) > first,
+        total_count=total,
+    )

@@ -22,6 +22,9 @@ from group_orders.errors import ApiError
 ROUTE_SERVICES: Mapping[str, str] = {
     "groupOrder": "group-orders",
     "session": "sessions",
+    "createGroupOrder": "group-order-uploads",
+    "cancelGroupOrder": "group-order-uploads",
+    "retryGroupOrder": "group-order-uploads",
 }
 
 

@@ -19,17 +19,23 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Message
+from strawberry.file_uploads.utils import replace_placeholders_with_files
 
 from group_orders.auth.identity import Identity, authenticate
 from group_orders.auth.tokens import bearer_token
-from group_orders.errors import ApiError
+from group_orders.errors import ApiError, error_extensions
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
     MutationNotAllowed,
@@ -41,6 +47,7 @@ from group_orders.schema.execution import (
 from group_orders.services.routes import check_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
+from group_orders.storage.local import LocalStorage
 from group_orders.web.graphiql import graphiql_html
 from group_orders.web.responses import (
     GRAPHQL_RESPONSE_JSON,
@@ -60,6 +67,8 @@ class GraphQLService:
     engine: Any
     runner: OperationRunner
     links: LinkSigner
+    storage: LocalStorage
+    wake_worker: Callable[[], None]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -129,6 +138,98 @@ def _get_payload(request: Request) -> dict[str, Any]:
     return payload
 
 
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+PREFLIGHT_HEADERS = (
+    "graphql-require-preflight",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+)
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """The same request, refused with payload-too-large as soon as its body passes
+    ``limit`` bytes while it streams."""
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError(
+        "payload-too-large",
+        f"The upload is over the limit of {limit} bytes.",
+        param="file",
+    )
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, Any], FormData]:
+    """The operation of a GraphQL multipart request, its files put in place."""
+    if not any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
+        raise ApiError(
+            "missing-param",
+            "Uploads need a 'GraphQL-Require-Preflight: 1' header, which a browser only "
+            "sends after a CORS preflight (this protects against cross-site uploads).",
+            param="GraphQL-Require-Preflight",
+        )
+    try:
+        form = await _limited(request, limit).form(max_files=1, max_fields=10)
+    except MultiPartException as error:
+        raise ApiError(
+            "invalid-encoded-params",
+            f"The multipart body could not be read: {error}.",
+            param="body",
+        ) from None
+    operations = form.get("operations")
+    files_map = form.get("map")
+    if not isinstance(operations, str) or not isinstance(files_map, str):
+        await form.close()
+        raise ApiError(
+            "no-params-decoded",
+            "A multipart request needs the 'operations' and 'map' fields of the GraphQL "
+            "multipart request spec.",
+            param="operations",
+        )
+    payload = _decode_json(operations, "operations")
+    mapping = _decode_json(files_map, "map")
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(mapping, dict)
+        or not all(
+            isinstance(paths, list)
+            and all(isinstance(path, str) for path in paths)
+            and isinstance(form.get(name), StarletteUploadFile)
+            for name, paths in mapping.items()
+        )
+    ):
+        await form.close()
+        raise ApiError(
+            "invalid-param",
+            "'operations' must be one operation and 'map' must map each file field to "
+            'variable paths such as ["variables.file"].',
+            param="map",
+        )
+    try:
+        payload = replace_placeholders_with_files(
+            payload, mapping, {name: form[name] for name in mapping}
+        )
+    except (KeyError, IndexError, TypeError, ValueError):
+        await form.close()
+        raise ApiError(
+            "invalid-param", "A path in 'map' points nowhere in 'operations'.", param="map"
+        ) from None
+    return payload, form
+
+
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "query" not in request.query_params
@@ -149,24 +250,42 @@ class GraphQLEndpoint:
 
     async def _handle(self, request: Request, media_type: str) -> Response:
         settings = self.service.settings
+        form: FormData | None = None
         if request.method == "GET":
             if _wants_html(request) and not settings.production:
                 return HTMLResponse(graphiql_html())
             payload = _get_payload(request)
         elif request.method == "POST":
             content_type = request.headers.get("content-type", "")
-            if content_type.split(";")[0].strip().lower() != "application/json":
+            media = content_type.split(";")[0].strip().lower()
+            if media == "application/json":
+                payload = _decode_json(await read_body(request, settings.max_body_bytes), "body")
+            elif media == "multipart/form-data":
+                # The file's limit, and room for the operation and the multipart framing.
+                payload, form = await _multipart_payload(
+                    request, settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+                )
+            else:
                 raise ApiError(
                     "invalid-content-type",
-                    "Send the request as 'Content-Type: application/json'.",
+                    "Send the request as 'Content-Type: application/json' (or "
+                    "multipart/form-data for an upload).",
                     param="content-type",
                 )
-            payload = _decode_json(await read_body(request, settings.max_body_bytes), "body")
         else:
             raise ApiError(
                 "route-non-existent", "/graphql answers GET and POST only.", param="method"
             )
+        try:
+            return await self._run(request, media_type, payload, multipart=form is not None)
+        finally:
+            if form is not None:
+                await form.close()
 
+    async def _run(
+        self, request: Request, media_type: str, payload: Any, *, multipart: bool
+    ) -> Response:
+        settings = self.service.settings
         operation = _operation_request(payload)
         now = datetime.now(UTC)
         identity = await self._identify(request, operation, now)
@@ -174,6 +293,15 @@ class GraphQLEndpoint:
             prepared = self.service.runner.prepare(
                 operation, allow_mutations=request.method != "GET"
             )
+            if multipart and not prepared.is_mutation:
+                raise RequestErrors(
+                    [
+                        {
+                            "message": "multipart/form-data is for uploads (mutations) only.",
+                            "extensions": error_extensions("invalid-param", param="operations"),
+                        }
+                    ]
+                )
             await self._check_routes(prepared)
             context = RequestContext(
                 settings=settings,
@@ -183,6 +311,8 @@ class GraphQLEndpoint:
                 links=self.service.links,
                 base_url=settings.public_base_url or str(request.base_url),
                 request_id=uuid.uuid4().hex,
+                storage=self.service.storage,
+                wake_worker=self.service.wake_worker,
             )
             body = await self.service.runner.execute(prepared, operation, context)
         except RequestErrors as errors:

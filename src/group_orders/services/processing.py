@@ -1,0 +1,324 @@
+"""The job: from an uploaded file to stored row results and three result files.
+
+Rows stream through in batches: read and validate in a worker thread, check the batch's
+order ids against the client's earlier accepted orders, store the results, write them
+to the files, move ``processedRows`` on. Memory stays flat in the file's size.
+
+A job run twice (a retry, or a take-over after a worker died) gives the same result:
+row results are unique per (group order, source row) and written as upserts, the files
+are written from scratch to temporary names and published atomically at the end, and
+the counts are computed from the stored rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from group_orders.services.ingest.reader import open_source
+from group_orders.services.ingest.validate import RowValidator
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from group_orders.db.engine import upsert, write_transaction
+from group_orders.db.tables import (
+    catalog_item_table,
+    group_order_row_table,
+    group_order_table,
+    utc_now,
+)
+from group_orders.enums import GroupOrderStatus
+from group_orders.services.ingest.model import RowResult, RowStatus, SourceRow
+from group_orders.services.ingest.result_files import ResultFileWriter, result_keys
+from group_orders.settings import Settings
+from group_orders.storage.local import LocalStorage
+
+logger = logging.getLogger("group_orders.processing")
+
+BATCH_ROWS = 1_000
+
+
+class Stopped(Exception):
+    """The group order was cancelled, or this worker lost its lease, while it ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOrderSource:
+    id: uuid.UUID
+    client_id: uuid.UUID
+    status: GroupOrderStatus
+    source_key: str | None
+
+
+async def load_catalog(engine: AsyncEngine, client_id: uuid.UUID) -> frozenset[str]:
+    """The active SKUs of a client's catalog."""
+    query = (
+        sa.select(catalog_item_table.c.sku)
+        .where(catalog_item_table.c.client_id == client_id)
+        .where(catalog_item_table.c.active.is_(True))
+    )
+    async with engine.connect() as connection:
+        return frozenset((await connection.execute(query)).scalars())
+
+
+async def earlier_accepted(
+    engine: AsyncEngine,
+    client_id: uuid.UUID,
+    group_order_id: uuid.UUID,
+    external_order_ids: Iterable[str],
+) -> frozenset[str]:
+    """Which of these order ids the client already has accepted in a completed group
+    order other than this one."""
+    wanted = sorted(set(external_order_ids))
+    if not wanted:
+        return frozenset()
+    rows = group_order_row_table
+    query = (
+        sa.select(rows.c.external_order_id)
+        .join(group_order_table, group_order_table.c.id == rows.c.group_order_id)
+        .where(rows.c.client_id == client_id)
+        .where(rows.c.group_order_id != group_order_id)
+        .where(rows.c.status == RowStatus.accepted.value)
+        .where(group_order_table.c.status == GroupOrderStatus.completed.value)
+        .where(rows.c.external_order_id.in_(wanted))
+    )
+    async with engine.connect() as connection:
+        return frozenset((await connection.execute(query)).scalars())
+
+
+def _row_values(
+    group_order_id: uuid.UUID, client_id: uuid.UUID, result: RowResult
+) -> dict[str, Any]:
+    external_order_id = result.normalized.get("external_order_id")
+    return {
+        "group_order_id": group_order_id,
+        "client_id": client_id,
+        "source_row": result.source_row,
+        "status": result.status.value,
+        "external_order_id": str(external_order_id)[:100] if external_order_id else None,
+        "normalized": orjson.dumps(result.normalized).decode(),
+        "cells": orjson.dumps(result.cells).decode(),
+        "errors": orjson.dumps(
+            [
+                {"code": e.code.value, "field": e.field, "value": e.value, "message": e.message}
+                for e in result.errors
+            ]
+        ).decode(),
+        "error_codes": ",".join(sorted({e.code.value for e in result.errors}))[:500] or None,
+    }
+
+
+async def store_rows(
+    engine: AsyncEngine,
+    group_order_id: uuid.UUID,
+    client_id: uuid.UUID,
+    results: list[RowResult],
+) -> None:
+    """Upsert a batch of row results: a re-run replaces, never duplicates."""
+    if not results:
+        return
+    async with write_transaction(engine) as connection:
+        statement = upsert(
+            connection,
+            group_order_row_table,
+            ["group_order_id", "source_row"],
+            ["status", "external_order_id", "normalized", "cells", "errors", "error_codes"],
+        )
+        await connection.execute(
+            statement, [_row_values(group_order_id, client_id, result) for result in results]
+        )
+
+
+async def _update_running(engine: AsyncEngine, group_order_id: uuid.UUID, **values: Any) -> bool:
+    """Update a group order that is still processing; False once it was cancelled."""
+    async with write_transaction(engine) as connection:
+        result = await connection.execute(
+            sa.update(group_order_table)
+            .where(group_order_table.c.id == group_order_id)
+            .where(group_order_table.c.status == GroupOrderStatus.processing.value)
+            .values(updated_at=utc_now(), **values)
+        )
+    return bool(result.rowcount)
+
+
+async def row_counts(engine: AsyncEngine, group_order_id: uuid.UUID) -> dict[str, int]:
+    query = (
+        sa.select(group_order_row_table.c.status, sa.func.count())
+        .where(group_order_row_table.c.group_order_id == group_order_id)
+        .group_by(group_order_row_table.c.status)
+    )
+    async with engine.connect() as connection:
+        return {status: count for status, count in (await connection.execute(query)).all()}
+
+
+async def load_source(engine: AsyncEngine, group_order_id: uuid.UUID) -> GroupOrderSource | None:
+    table = group_order_table
+    query = sa.select(table.c.id, table.c.client_id, table.c.status, table.c.source_key).where(
+        table.c.id == group_order_id
+    )
+    async with engine.connect() as connection:
+        row = (await connection.execute(query)).first()
+    if row is None:
+        return None
+    return GroupOrderSource(row.id, row.client_id, GroupOrderStatus(row.status), row.source_key)
+
+
+def _count_rows(storage: LocalStorage, key: str) -> int:
+    _source, rows = open_source(storage.path_of(key))
+    try:
+        return sum(1 for _ in rows)
+    finally:
+        _close(rows)
+
+
+def _close(rows: Iterator[SourceRow]) -> None:
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
+
+
+def _take(rows: Iterator[SourceRow], count: int) -> list[SourceRow]:
+    return list(itertools.islice(rows, count))
+
+
+def _validate_and_write(
+    validator: RowValidator,
+    writer: ResultFileWriter,
+    batch: list[SourceRow],
+    previously_accepted: frozenset[str],
+) -> list[RowResult]:
+    results = [validator.validate(row, previously_accepted) for row in batch]
+    for result in results:
+        writer.write(result)
+    return results
+
+
+async def process_group_order(
+    engine: AsyncEngine,
+    storage: LocalStorage,
+    settings: Settings,
+    group_order_id: uuid.UUID,
+    *,
+    worker_id: str,
+    attempt: int,
+    keep_lease: Callable[[], Awaitable[bool]],
+) -> None:
+    """Process one group order to its end. Raises ``Stopped`` when cancelled or when
+    the lease is lost; any other exception is the job's failure."""
+    source = await load_source(engine, group_order_id)
+    if source is None or source.status not in (
+        GroupOrderStatus.pending,
+        GroupOrderStatus.processing,
+    ):
+        raise Stopped
+    if source.source_key is None:
+        raise ValueError("the group order has no uploaded file")
+    async with write_transaction(engine) as connection:
+        started = await connection.execute(
+            sa.update(group_order_table)
+            .where(group_order_table.c.id == group_order_id)
+            .where(
+                group_order_table.c.status.in_(
+                    (GroupOrderStatus.pending.value, GroupOrderStatus.processing.value)
+                )
+            )
+            .values(
+                status=GroupOrderStatus.processing.value,
+                worker_id=worker_id,
+                attempts=attempt,
+                started_at=utc_now(),
+                processed_rows=0,
+                failure_reason=None,
+                updated_at=utc_now(),
+            )
+        )
+    if not started.rowcount:
+        raise Stopped
+
+    catalog = await load_catalog(engine, source.client_id)
+    total = await asyncio.to_thread(_count_rows, storage, source.source_key)
+    if not await _update_running(engine, group_order_id, total_orders=total):
+        raise Stopped
+
+    source_file, rows = await asyncio.to_thread(open_source, storage.path_of(source.source_key))
+    validator = RowValidator(catalog=catalog, date_order=settings.date_order)
+    keys = result_keys(group_order_id)
+    writer = ResultFileWriter(
+        storage, keys, source_file.header, max_sheet_rows=settings.max_sheet_rows
+    )
+    processed = 0
+    try:
+        while batch := await asyncio.to_thread(_take, rows, BATCH_ROWS):
+            order_ids = [row.values.get("external_order_id", "").strip() for row in batch]
+            previously = await earlier_accepted(
+                engine, source.client_id, group_order_id, filter(None, order_ids)
+            )
+            results = await asyncio.to_thread(
+                _validate_and_write, validator, writer, batch, previously
+            )
+            await store_rows(engine, group_order_id, source.client_id, results)
+            processed += len(batch)
+            if not await _update_running(engine, group_order_id, processed_rows=processed):
+                raise Stopped
+            if not await keep_lease():
+                raise Stopped
+        await asyncio.to_thread(writer.publish)
+    except BaseException:
+        await asyncio.to_thread(writer.abort)
+        raise
+    finally:
+        _close(rows)
+
+    counts = await row_counts(engine, group_order_id)
+    accepted = counts.get(RowStatus.accepted.value, 0)
+    rejected = counts.get(RowStatus.rejected.value, 0)
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            sa.update(group_order_table)
+            .where(group_order_table.c.id == group_order_id)
+            .where(group_order_table.c.status == GroupOrderStatus.processing.value)
+            .values(
+                status=GroupOrderStatus.completed.value,
+                total_orders=accepted + rejected,
+                successful_orders=accepted,
+                rejected_orders=rejected,
+                processed_rows=accepted + rejected,
+                normalized_csv=keys.normalized_csv,
+                accepted_orders_xlsx=keys.accepted_xlsx,
+                rejected_orders_xlsx=keys.rejected_xlsx,
+                finished_at=utc_now(),
+                updated_at=utc_now(),
+            )
+        )
+    logger.info(
+        "group order processed id=%s rows=%d accepted=%d rejected=%d",
+        group_order_id,
+        accepted + rejected,
+        accepted,
+        rejected,
+    )
+
+
+async def fail_group_order(engine: AsyncEngine, group_order_id: uuid.UUID, reason: str) -> None:
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            sa.update(group_order_table)
+            .where(group_order_table.c.id == group_order_id)
+            .where(
+                group_order_table.c.status.in_(
+                    (GroupOrderStatus.pending.value, GroupOrderStatus.processing.value)
+                )
+            )
+            .values(
+                status=GroupOrderStatus.failed.value,
+                failure_reason=reason[:2000],
+                finished_at=utc_now(),
+                updated_at=utc_now(),
+            )
+        )

@@ -1,0 +1,1 @@
+"""Claiming and running jobs. The embedded worker runs inside the server process."""

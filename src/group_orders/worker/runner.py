@@ -1,0 +1,134 @@
+"""Running jobs: claim, process, and settle the outcome (done, retry later, or failed).
+
+``JobRunner.run_once`` takes one job if there is one; ``run_forever`` is the embedded
+worker's loop inside the server process, woken at once when an upload is enqueued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from group_orders.db.tables import utc_now
+from group_orders.services.ingest.model import FileError
+from group_orders.services.processing import Stopped, fail_group_order, process_group_order
+from group_orders.settings import Settings
+from group_orders.storage.local import LocalStorage
+from group_orders.worker import queue
+
+logger = logging.getLogger("group_orders.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        storage: LocalStorage,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.storage = storage
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.lease = timedelta(seconds=settings.job_lease_seconds)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (an upload was just enqueued)."""
+        self._wake.set()
+
+    async def run_once(self) -> bool:
+        """Run one job to its end; False when there was none to run."""
+        job = await queue.claim(self.engine, self.worker_id, now=utc_now(), lease=self.lease)
+        if job is None:
+            return False
+
+        async def keep_lease() -> bool:
+            return await queue.renew(
+                self.engine, job.id, self.worker_id, now=utc_now(), lease=self.lease
+            )
+
+        try:
+            await process_group_order(
+                self.engine,
+                self.storage,
+                self.settings,
+                job.group_order_id,
+                worker_id=self.worker_id,
+                attempt=job.attempts,
+                keep_lease=keep_lease,
+            )
+        except Stopped:
+            await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="stopped")
+        except FileError as error:
+            # The file itself is unusable: no retry can change that.
+            await fail_group_order(self.engine, job.group_order_id, error.message)
+            await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="failed")
+        except Exception as error:
+            error_id = uuid.uuid4().hex
+            logger.exception(
+                "job failed errorId=%s job=%s group_order=%s attempt=%d",
+                error_id,
+                job.id,
+                job.group_order_id,
+                job.attempts,
+            )
+            if job.attempts < job.max_attempts:
+                delay = timedelta(seconds=self.settings.job_retry_delay_seconds * job.attempts)
+                await queue.retry_later(
+                    self.engine,
+                    job,
+                    f"{type(error).__name__} (errorId {error_id})",
+                    now=utc_now(),
+                    delay=delay,
+                )
+            else:
+                await fail_group_order(
+                    self.engine,
+                    job.group_order_id,
+                    f"Processing failed {job.attempts} times; the last error has errorId "
+                    f"{error_id}. Retry the group order, or ask an operator with that id.",
+                )
+                await queue.finish(
+                    self.engine, job.id, self.worker_id, now=utc_now(), status="failed"
+                )
+        else:
+            await queue.finish(self.engine, job.id, self.worker_id, now=utc_now())
+        return True
+
+    async def run_until_idle(self) -> int:
+        """Run jobs until none is left; answers how many ran."""
+        count = 0
+        while await self.run_once():
+            count += 1
+        return count
+
+    async def run_forever(self) -> None:
+        poll = self.settings.worker_poll_seconds
+        while True:
+            try:
+                ran = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be briefly unreachable; try again after a pause.
+                logger.exception("worker loop error")
+                ran = False
+            if ran:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            except TimeoutError:
+                pass
