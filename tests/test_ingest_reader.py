@@ -538,6 +538,31 @@ def test_a_line_over_the_line_limit_is_a_read_error(tmp_path: Path) -> None:
     assert len(rows[0].cells[0]) == 200
 
 
+def test_a_long_line_inside_an_unclosed_quote_loses_no_line(tmp_path: Path) -> None:
+    # given: row 3 opens a quote; row 5 is a line over the limit
+    lines = [
+        ",".join(HEADER),
+        "A-1,Jane,Main St 1,Berlin,10115,DE,MUG-1,1",
+        'A-2,"Joe,Main St 2,Berlin,10115,DE,MUG-1,1',
+        "A-3,Jim,Main St 3,Berlin,10115,DE,MUG-1,1",
+        "A-4," + "y" * (LINE_LIMIT + 10),
+        "A-5,Bob,Main St 5,Berlin,10115,DE,MUG-1,1",
+    ]
+    path = write(tmp_path, "\n".join(lines))
+
+    # when
+    _, rows = read(path)
+
+    # then
+    assert [(row.source_row, row.cells[0][:3], row.read_error is None) for row in rows] == [
+        (2, "A-1", True),
+        (3, "A-2", False),
+        (4, "A-3", True),
+        (5, "A-4", False),
+        (6, "A-5", True),
+    ]
+
+
 def test_old_mac_line_endings_are_read(tmp_path: Path) -> None:
     # given
     path = write(tmp_path, csv_text([order("A-1"), order("A-2")]).replace("\r\n", "\r"))

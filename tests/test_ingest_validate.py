@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import email_validator
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from group_orders.services.ingest.validate import (
     MAX_LENGTHS,
     RowValidator,
     normalize_email,
+    normalize_phone,
 )
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -370,6 +372,39 @@ def test_phone_numbers_are_written_in_e164(phone: str, country: str, expected: s
     # then
     assert result.normalized["phone"] == expected
     assert RowErrorCode.invalid_phone not in [error.code for error in result.errors]
+
+
+@settings(max_examples=100, database=None)
+@given(
+    region=st.sampled_from(["DE", "GB", "US", "FR", "NL", "IT", "CH", "AU", "JP", "BR", "IN"]),
+    kind=st.sampled_from(
+        [phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE]
+    ),
+    international=st.booleans(),
+    separators=st.lists(st.sampled_from([" ", "-", ".", "/", "(", ")", ""]), min_size=20),
+)
+def test_dropping_separators_before_parsing_changes_no_phone_number(
+    region: str,
+    kind: int,
+    international: bool,
+    separators: list[str],
+) -> None:
+    # given: a valid number of the region, with separators wherever they fall
+    example = phonenumbers.example_number_for_type(region, kind)
+    assert example is not None
+    style = phonenumbers.PhoneNumberFormat
+    digits = phonenumbers.format_number(example, style.E164 if international else style.NATIONAL)
+    text = "".join(
+        character + separator for character, separator in zip(digits, separators, strict=False)
+    )
+    number = phonenumbers.parse(text, region)
+
+    # when
+    ours = normalize_phone(text, region)
+
+    # then
+    expected = phonenumbers.format_number(number, style.E164)
+    assert ours == (expected if phonenumbers.is_valid_number(number) else None)
 
 
 @pytest.mark.parametrize("phone", ["12345", "+49 30", "call me", "+999 123 456"])

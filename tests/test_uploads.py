@@ -575,3 +575,39 @@ async def test_rows_are_paged_with_cursors(
         "status": 400,
         "param": "first",
     }
+
+
+async def test_large_files_get_their_result_files_from_a_second_process(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: every file counts as large
+    from group_orders.app import create_app
+
+    app = create_app(settings.with_changes(result_files_process_from_rows=0))
+    rows = [good_row(n, quantity="0" if n == 2 else "1") for n in range(1, 4)]
+
+    # when
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            token = demo.tokens["client"]
+            group_order_id = await uploaded_id(await upload(client, token, csv_bytes(rows)))
+            await app.state.jobs.run_until_idle()
+            final = await state(client, token, group_order_id)
+            normalized = await client.get(final["normalizedCsv"])
+            rejected = await client.get(final["rejectedOrdersXlsx"])
+
+    # then
+    assert (final["successfulOrders"], final["rejectedOrders"]) == (2, 1)
+    assert [line.split(",")[-1] for line in normalized.text.splitlines()] == [
+        "row_status",
+        "accepted",
+        "rejected",
+        "accepted",
+    ]
+    sheet = openpyxl.load_workbook(io.BytesIO(rejected.content)).active
+    assert sheet is not None
+    assert [row[0] for row in sheet.iter_rows(values_only=True)] == [
+        "external_order_id",
+        "ORD-00002",
+    ]

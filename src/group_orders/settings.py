@@ -53,6 +53,8 @@ class Settings:
     date_order: str = "DMY"
     # Rows per XLSX sheet before a new sheet starts (the format's limit).
     max_sheet_rows: int = 1_048_576
+    # Files of at least this many rows get their result files written by a second process.
+    result_files_process_from_rows: int = 20_000
     # Jobs: the embedded worker runs in the server process unless turned off.
     embedded_worker: bool = True
     job_lease_seconds: int = 60

@@ -288,7 +288,9 @@ class _Lines:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._pending: deque[str] = deque()
+        # Lines to read again; a _LineTooLong stands for an over-long line, raised again
+        # when its turn comes.
+        self._pending: deque[str | _LineTooLong] = deque()
         self.consumed: list[str] = []
 
     def __iter__(self) -> _Lines:
@@ -297,6 +299,8 @@ class _Lines:
     def __next__(self) -> str:
         if self._pending:
             line = self._pending.popleft()
+            if isinstance(line, _LineTooLong):
+                raise line
         else:
             line = self._stream.readline(LINE_LIMIT + 1)
             if not line:
@@ -308,7 +312,7 @@ class _Lines:
         self.consumed.append(line)
         return line
 
-    def push_back(self, lines: list[str]) -> None:
+    def push_back(self, lines: list[str | _LineTooLong]) -> None:
         self._pending.extendleft(reversed(lines))
 
 
@@ -399,11 +403,20 @@ class _Parser:
                     yield self._unreadable(_explain(error))
                     continue
                 except _LineTooLong as error:
-                    # What the record had read so far goes down with the long line.
-                    self._lines.consumed[:] = [error.start]
-                    yield self._unreadable(
-                        f"The line is longer than {LINE_LIMIT:,} characters; it is not read."
-                    )
+                    if self._lines.consumed:
+                        # The long line ran into a record that began on an earlier line:
+                        # that record is reported, and the long line after its lines.
+                        yield self._unreadable(
+                            f"The row runs into a line longer than {LINE_LIMIT:,} "
+                            "characters, most likely because a quote is not closed.",
+                            then=error,
+                        )
+                    else:
+                        self._lines.consumed.append(error.start)
+                        yield self._unreadable(
+                            f"The line is longer than {LINE_LIMIT:,} characters; "
+                            "only its start is kept."
+                        )
                     continue
                 self._record += 1
                 if not _is_blank(cells):
@@ -432,11 +445,11 @@ class _Parser:
             source_row=self._record, cells=tuple(cells), values=values, read_error=read_error
         )
 
-    def _unreadable(self, reason: str) -> SourceRow:
+    def _unreadable(self, reason: str, then: _LineTooLong | None = None) -> SourceRow:
         """The first line of a record csv could not read; the lines after it are retried."""
         consumed = self._lines.consumed
         first = consumed[0] if consumed else ""
-        self._lines.push_back(consumed[1:])
+        self._lines.push_back([*consumed[1:], *([then] if then else [])])
         self._record += 1
         return SourceRow(
             source_row=self._record,

@@ -76,7 +76,11 @@ LABELS: dict[str, str] = {
 
 _REQUIRED = frozenset(REQUIRED_COLUMNS)
 _COLLAPSED = frozenset(("recipient_name", "address_line1", "address_line2", "city", "region"))
-_CLEANING = tuple((column, column in _COLLAPSED) for column in CANONICAL_COLUMNS)
+# (column, collapse whitespace, maximum length, required), looked up once, not per row
+_CLEANING = tuple(
+    (column, column in _COLLAPSED, MAX_LENGTHS[column], column in _REQUIRED)
+    for column in CANONICAL_COLUMNS
+)
 _COLUMN_ORDER = {column: index for index, column in enumerate((*CANONICAL_COLUMNS, "row"))}
 
 # Native and everyday names that pycountry's English names and codes do not cover.
@@ -134,7 +138,7 @@ COUNTRY_ALIASES: dict[str, str] = {
 # Postal codes are compared without spaces and dashes, then written in the country's
 # usual form: (pattern on the compact form, separator between groups, what is expected).
 _POSTAL_FORMATS: dict[str, tuple[re.Pattern[str], str, str]] = {
-    code: (re.compile(pattern), separator, expected)
+    code: (re.compile(pattern, re.ASCII), separator, expected)
     for code, pattern, separator, expected in (
         ("US", r"(\d{5})(\d{4})?", "-", "5 digits or ZIP+4, for example 12345 or 12345-6789"),
         (
@@ -192,27 +196,25 @@ _SLASHED = re.compile(r"(\d{1,2})[/-](\d{1,2})[/-](\d{4})")
 _DAY_MONTH_NAME = re.compile(r"(\d{1,2})\.?\s+([^\W\d_]{3,9})\.?,?\s+(\d{4})")
 _MONTH_NAME_DAY = re.compile(r"([^\W\d_]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})")
 _TWO_DIGIT_YEAR = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2}")
-_MONTHS: dict[str, int] = {}
-for _number, _name in enumerate(
-    (
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ),
-    start=1,
-):
-    _MONTHS[_name] = _number
-    _MONTHS[_name[:3]] = _number
-_MONTHS["sept"] = 9
+_MONTH_NAMES = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTHS = {
+    name: number
+    for number, full_name in enumerate(_MONTH_NAMES, start=1)
+    for name in (full_name, full_name[:3])
+} | {"sept": 9}
 
 # Most addresses are plain ASCII; those are checked here with the same rules
 # email-validator applies, at a tenth of its cost. Anything else goes to email-validator.
@@ -253,7 +255,7 @@ class RowValidator:
         normalized: dict[str, str | int | None] = {}
         # The cleaned values still to be checked: "" when empty or too long.
         text: dict[str, str] = {}
-        for column, collapse in _CLEANING:
+        for column, collapse, limit, required in _CLEANING:
             value = raw.get(column, "").strip()
             if value:
                 if not value.isascii():
@@ -261,12 +263,12 @@ class RowValidator:
                 if collapse:
                     value = " ".join(value.split())
                 normalized[column] = value
-                if len(value) > MAX_LENGTHS[column]:
+                if len(value) > limit:
                     errors.append(_too_long(column, raw[column], value))
                     value = ""
             else:
                 normalized[column] = None
-                if column in _REQUIRED:
+                if required:
                     errors.append(_missing(column, raw.get(column, "")))
             text[column] = value
 
@@ -395,12 +397,12 @@ def parse_date(text: str, *, date_order: str = "DMY") -> tuple[str | None, str]:
             return datetime.datetime.fromisoformat(text).date().isoformat(), ""
         except ValueError:
             return None, _date_problem(text)
-    elif match := _DAY_MONTH_NAME.fullmatch(text):
+    elif (match := _DAY_MONTH_NAME.fullmatch(text)) and match[2].casefold() in _MONTHS:
         day, name, year = match.groups()
-        month = str(_MONTHS.get(name.casefold(), 0))
-    elif match := _MONTH_NAME_DAY.fullmatch(text):
+        month = str(_MONTHS[name.casefold()])
+    elif (match := _MONTH_NAME_DAY.fullmatch(text)) and match[1].casefold() in _MONTHS:
         name, day, year = match.groups()
-        month = str(_MONTHS.get(name.casefold(), 0))
+        month = str(_MONTHS[name.casefold()])
     elif _TWO_DIGIT_YEAR.fullmatch(text):
         return None, (
             f"'{text}' has a two-digit year, which could be read several ways. Write the "
