@@ -131,8 +131,10 @@ def _follow(
         progress = state["progress"]
         total = progress["totalRows"]
         done = progress["processedRows"]
-        percent = f" ({100 * done // total}%)" if total else ""
-        line = f"{state['status']}: {done}/{total} rows{percent}"
+        if total:
+            line = f"{state['status']}: {done}/{total} rows ({100 * done // total}%)"
+        else:
+            line = state["status"]
         if line != last:
             print(("\r" if interactive else "") + line, end="" if interactive else "\n")
             last = line

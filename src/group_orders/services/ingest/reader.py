@@ -227,10 +227,12 @@ def _sample(path: Path, encoding: str) -> str:
 
 
 def _check_is_text(sample: str) -> None:
+    # Control characters, not replacement characters: binary data has plenty of the
+    # former, while a text file with a few stray bytes has only the latter.
     controls = sum(
         1
         for character in sample
-        if (character < " " and character not in _TEXT_CONTROLS) or character in "\x7f\ufffd"
+        if (character < " " and character not in _TEXT_CONTROLS) or character == "\x7f"
     )
     if controls > len(sample) * _MOSTLY_BINARY:
         raise FileError(NOT_TEXT)
