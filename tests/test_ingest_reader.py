@@ -641,7 +641,6 @@ def test_stray_quotes_anywhere_never_lose_a_line(
 
 
 def uploading_docs() -> str:
-    # The columns page is to be merged into uploading.md; either place counts.
     return (DOCS / "uploading.md").read_text(encoding="utf-8")
 
 

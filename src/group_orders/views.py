@@ -47,22 +47,29 @@ _RESULT_FILES = ("acceptedOrdersXlsx", "rejectedOrdersXlsx")
 _LINKS = ("linksExpireAt",)
 _WORKER_DETAIL = ("queueJobId", "attempts", "workerId", "startedAt", "finishedAt")
 
+# One order for every view's fields, so that lists of them read alike everywhere.
+_FIELD_ORDER = (*_COMMON, *_UPLOAD_CHECK, *_LINKS, *_COUNTS, *_RESULT_FILES, *_WORKER_DETAIL)
+
+
+def _view(name: str, groups: tuple[tuple[str, ...], ...], roles: frozenset[Role]) -> View:
+    fields = {field for group in groups for field in group}
+    return View(name, tuple(field for field in _FIELD_ORDER if field in fields), roles)
+
+
 GROUP_ORDER_VIEWS: dict[GroupOrderView, View] = {
-    GroupOrderView.inital_upload: View(
-        "inital_upload", (*_COMMON, *_UPLOAD_CHECK, *_LINKS), ALL_ROLES
+    GroupOrderView.inital_upload: _view(
+        "inital_upload", (_COMMON, _UPLOAD_CHECK, _LINKS), ALL_ROLES
     ),
-    GroupOrderView.online_order_group_order_status: View(
-        "online_order_group_order_status",
-        (*_COMMON, *_COUNTS, *_RESULT_FILES, *_LINKS),
-        ALL_ROLES,
+    GroupOrderView.online_order_group_order_status: _view(
+        "online_order_group_order_status", (_COMMON, _COUNTS, _RESULT_FILES, _LINKS), ALL_ROLES
     ),
-    GroupOrderView.planoworker_processing_view: View(
+    GroupOrderView.planoworker_processing_view: _view(
         "planoworker_processing_view",
-        (*_COMMON, *_COUNTS, *_UPLOAD_CHECK, *_RESULT_FILES, *_LINKS, *_WORKER_DETAIL),
+        (_COMMON, _COUNTS, _UPLOAD_CHECK, _RESULT_FILES, _LINKS, _WORKER_DETAIL),
         frozenset({Role.employee}),
     ),
-    GroupOrderView.default: View(
-        "default", (*_COMMON, *_COUNTS, *_UPLOAD_CHECK, *_RESULT_FILES, *_LINKS), ALL_ROLES
+    GroupOrderView.default: _view(
+        "default", (_COMMON, _COUNTS, _UPLOAD_CHECK, _RESULT_FILES, _LINKS), ALL_ROLES
     ),
 }
 
