@@ -9,7 +9,7 @@ database: the file is generated (about 10% of its rows with an error), uploaded 
 the service (copied to storage, header checked, group order and job recorded), and the
 job is run to its end: reading, validating, storing row results, writing the three
 result files. Printed per size: rows, seconds for the job, rows/s, and the process's
-peak RSS.
+peak RSS, and that of the second process that writes the result files of large files.
 """
 
 from __future__ import annotations
@@ -150,6 +150,8 @@ def run_one(rows: int) -> dict[str, float]:
 
     figures = asyncio.run(main())
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The process that writes the result files of large uploads has its own.
+    figures["writer_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return figures
 
 
@@ -177,7 +179,7 @@ def main() -> None:
         print(
             f"{rows:>9,} {figures['file_mb']:>8.1f} {figures['upload_seconds']:>9.2f} "
             f"{figures['job_seconds']:>8.2f} {rows / figures['job_seconds']:>9,.0f} "
-            f"{figures['peak_rss_mb']:>12.0f}",
+            f"{figures['peak_rss_mb']:>12.0f} {figures['writer_rss_mb']:>14.0f}",
             flush=True,
         )
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import GraphQL
+from group_orders.db.engine import create_engine
 from group_orders.db.tables import group_order_row_table, group_order_table, job_table
 from group_orders.services.demo import DemoData, demo_id
 from group_orders.settings import Settings
@@ -473,9 +474,12 @@ async def test_a_job_whose_worker_died_mid_file_is_taken_over_without_duplicates
     group_order_id = await uploaded_id(await upload(client, demo.tokens["client"], csv_bytes(rows)))
     storage = app.state.storage  # type: ignore[attr-defined]
     short_lease = settings.with_changes(job_lease_seconds=1)
-    doomed = JobRunner(engine, storage, short_lease, worker_id="doomed")
+    # The doomed worker has its own connections, as a worker process would.
+    doomed_engine = create_engine(short_lease)
+    doomed = JobRunner(doomed_engine, storage, short_lease, worker_id="doomed")
 
-    # when: it dies after its first batches (its task is killed, nothing cleans up)
+    # when: it dies after its first batches: its task is killed and its connections go
+    # with it, as when its process dies; nothing else cleans up
     task = asyncio.create_task(doomed.run_once())
     for _ in range(1_000):
         current = await state(client, demo.tokens["client"], group_order_id)
@@ -485,6 +489,7 @@ async def test_a_job_whose_worker_died_mid_file_is_taken_over_without_duplicates
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    await doomed_engine.dispose()
     await asyncio.sleep(1.1)
     rescuer = JobRunner(engine, storage, short_lease, worker_id="rescuer")
     ran = await rescuer.run_until_idle()

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ from group_orders.services.ingest.model import RowResult, RowStatus, SourceRow
 from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.result_files import result_keys
 from group_orders.services.ingest.validate import RowValidator
-from group_orders.services.ingest.writer_process import ResultFiles, result_files
+from group_orders.services.ingest.writer_process import result_files
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
 
@@ -72,11 +73,11 @@ async def load_catalog(engine: AsyncEngine, client_id: uuid.UUID) -> frozenset[s
 async def earlier_accepted(
     engine: AsyncEngine,
     client_id: uuid.UUID,
-    group_order_id: uuid.UUID,
+    group_order_id: uuid.UUID | None,
     external_order_ids: Iterable[str],
 ) -> frozenset[str]:
     """Which of these order ids the client already has accepted in a completed group
-    order other than this one."""
+    order (other than ``group_order_id``, the one being processed)."""
     wanted = sorted(set(external_order_ids))
     if not wanted:
         return frozenset()
@@ -85,11 +86,12 @@ async def earlier_accepted(
         sa.select(rows.c.external_order_id)
         .join(group_order_table, group_order_table.c.id == rows.c.group_order_id)
         .where(rows.c.client_id == client_id)
-        .where(rows.c.group_order_id != group_order_id)
         .where(rows.c.status == RowStatus.accepted.value)
         .where(group_order_table.c.status == GroupOrderStatus.completed.value)
         .where(rows.c.external_order_id.in_(wanted))
     )
+    if group_order_id is not None:
+        query = query.where(rows.c.group_order_id != group_order_id)
     async with engine.connect() as connection:
         return frozenset((await connection.execute(query)).scalars())
 
@@ -188,25 +190,81 @@ def _estimate_rows(storage: LocalStorage, key: str) -> int:
     return max(lines - 1, 0)
 
 
-def _close(rows: Iterator[SourceRow]) -> None:
-    close = getattr(rows, "close", None)
-    if close is not None:
-        close()
+async def earlier_in_file(
+    engine: AsyncEngine,
+    group_order_id: uuid.UUID,
+    client_id: uuid.UUID,
+    external_order_ids: Iterable[str],
+    before_row: int,
+) -> dict[str, int]:
+    """Where each of these order ids first appears in the stored rows of this group
+    order before ``before_row``."""
+    wanted = sorted(set(external_order_ids))
+    if not wanted:
+        return {}
+    rows = group_order_row_table
+    query = (
+        sa.select(rows.c.external_order_id, sa.func.min(rows.c.source_row))
+        .where(rows.c.client_id == client_id)
+        .where(rows.c.external_order_id.in_(wanted))
+        .where(rows.c.group_order_id == group_order_id)
+        .where(rows.c.source_row < before_row)
+        .group_by(rows.c.external_order_id)
+    )
+    async with engine.connect() as connection:
+        return {order_id: first for order_id, first in (await connection.execute(query)).all()}
 
 
 def _take(rows: Iterator[SourceRow], count: int) -> list[SourceRow]:
     return list(itertools.islice(rows, count))
 
 
-def _validate_and_write(
+def _order_id(row: SourceRow) -> str:
+    # As the validator compares them: trimmed, in NFC.
+    return unicodedata.normalize("NFC", row.values.get("external_order_id", "").strip())
+
+
+def _validate(
     validator: RowValidator,
-    writer: ResultFiles,
     batch: list[SourceRow],
     previously_accepted: frozenset[str],
+    in_file: dict[str, int] | None,
+    then: Callable[[list[RowResult]], None] | None,
 ) -> list[RowResult]:
-    results = [validator.validate(row, previously_accepted) for row in batch]
-    writer.write_batch(results)
+    if in_file is not None:
+        validator.forget_seen()
+    results = [validator.validate(row, previously_accepted, in_file) for row in batch]
+    if then is not None:
+        then(results)
     return results
+
+
+async def validated_batches(
+    engine: AsyncEngine,
+    client_id: uuid.UUID,
+    rows: Iterator[SourceRow],
+    validator: RowValidator,
+    *,
+    group_order_id: uuid.UUID | None = None,
+    then: Callable[[list[RowResult]], None] | None = None,
+) -> AsyncIterator[list[RowResult]]:
+    """The file's rows, validated a batch at a time off the event loop, each batch
+    checked against the client's earlier accepted orders. ``then`` runs on each batch's
+    results in the same worker thread (writing them to the result files).
+
+    With a ``group_order_id`` whose rows the caller stores batch by batch, duplicates
+    within the file are found among the stored rows, so memory stays flat in the
+    file's size; without one the validator remembers every order id.
+    """
+    while batch := await asyncio.to_thread(_take, rows, BATCH_ROWS):
+        order_ids = [order_id for order_id in map(_order_id, batch) if order_id]
+        previously = await earlier_accepted(engine, client_id, group_order_id, order_ids)
+        in_file = None
+        if group_order_id is not None:
+            in_file = await earlier_in_file(
+                engine, group_order_id, client_id, order_ids, batch[0].source_row
+            )
+        yield await asyncio.to_thread(_validate, validator, batch, previously, in_file, then)
 
 
 async def process_group_order(
@@ -270,16 +328,17 @@ async def process_group_order(
     )
     processed = 0
     try:
-        while batch := await asyncio.to_thread(_take, rows, BATCH_ROWS):
-            order_ids = [row.values.get("external_order_id", "").strip() for row in batch]
-            previously = await earlier_accepted(
-                engine, source.client_id, group_order_id, filter(None, order_ids)
-            )
-            results = await asyncio.to_thread(
-                _validate_and_write, validator, writer, batch, previously
-            )
+        batches = validated_batches(
+            engine,
+            source.client_id,
+            rows,
+            validator,
+            group_order_id=group_order_id,
+            then=writer.write_batch,
+        )
+        async for results in batches:
             await store_rows(engine, group_order_id, source.client_id, results)
-            processed += len(batch)
+            processed += len(results)
             if not await _update_running(engine, group_order_id, processed_rows=processed):
                 raise Stopped
             if not await keep_lease():
@@ -289,7 +348,7 @@ async def process_group_order(
         await asyncio.to_thread(writer.abort)
         raise
     finally:
-        _close(rows)
+        rows.close()
 
     counts = await row_counts(engine, group_order_id)
     accepted = counts.get(RowStatus.accepted.value, 0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from group_orders.services.group_orders import parse_id
 from group_orders.services.ingest.model import FileError, RowError, RowStatus, SourceFile
 from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.validate import RowValidator
-from group_orders.services.processing import earlier_accepted, load_catalog
+from group_orders.services.processing import load_catalog, validated_batches
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
 from group_orders.worker import queue
@@ -133,9 +132,7 @@ async def _copy_to_storage(
 
 def _inspect(path: Path) -> SourceFile:
     source, rows = open_source(path)
-    close = getattr(rows, "close", None)
-    if close is not None:
-        close()
+    rows.close()
     return source
 
 
@@ -154,23 +151,18 @@ async def _dry_run(
     validator = RowValidator(catalog=catalog, date_order=settings.date_order)
     report = DryRunReport(unknown_columns=list(source.unknown_columns))
     try:
-        while batch := await asyncio.to_thread(lambda: list(itertools.islice(rows, 1000))):
-            ids = filter(None, (row.values.get("external_order_id", "").strip() for row in batch))
-            previously = await earlier_accepted(engine, client_id, uuid.uuid4(), ids)
-            for row in batch:
-                result = validator.validate(row, previously)
+        async for results in validated_batches(engine, client_id, rows, validator):
+            for result in results:
                 report.total_rows += 1
                 if result.status is RowStatus.accepted:
                     report.accepted_rows += 1
-                else:
-                    report.rejected_rows += 1
-                    for error in result.errors:
-                        if len(report.errors) < DRY_RUN_ERRORS_SHOWN:
-                            report.errors.append((result.source_row, error))
+                    continue
+                report.rejected_rows += 1
+                for error in result.errors:
+                    if len(report.errors) < DRY_RUN_ERRORS_SHOWN:
+                        report.errors.append((result.source_row, error))
     finally:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()
+        rows.close()
     return report
 
 

@@ -21,7 +21,7 @@ import datetime
 import functools
 import re
 import unicodedata
-from collections.abc import Container
+from collections.abc import Container, Mapping
 
 import email_validator
 import phonenumbers
@@ -242,11 +242,24 @@ class RowValidator:
         # external_order_id -> the source_row where it first appeared
         self._seen: dict[str, int] = {}
 
-    def validate(self, row: SourceRow, previously_accepted: Container[str]) -> RowResult:
+    def forget_seen(self) -> None:
+        """Drop the order IDs remembered so far. A caller that keeps them elsewhere (the
+        job, which stores every row) passes them back as ``earlier_in_file`` instead, so
+        memory does not grow with the file."""
+        self._seen.clear()
+
+    def validate(
+        self,
+        row: SourceRow,
+        previously_accepted: Container[str],
+        earlier_in_file: Mapping[str, int] | None = None,
+    ) -> RowResult:
         """Normalize ``row`` and collect all its errors.
 
         ``previously_accepted`` holds the client's order IDs accepted in earlier group
-        orders. The row's order ID is remembered for the duplicate check of later rows.
+        orders; ``earlier_in_file`` maps order IDs of this file's forgotten rows to the row
+        where each first appeared. The row's order ID is remembered for the duplicate
+        check of later rows.
         """
         if row.read_error is not None:
             return self._malformed(row)
@@ -320,7 +333,9 @@ class RowValidator:
             errors.append(_unknown_sku(raw["sku"]))
 
         if value := text["external_order_id"]:
-            first_row = self._seen.setdefault(value, row.source_row)
+            first_row = earlier_in_file.get(value) if earlier_in_file else None
+            if first_row is None:
+                first_row = self._seen.setdefault(value, row.source_row)
             if first_row != row.source_row:
                 errors.append(_duplicate_in_file(raw["external_order_id"], first_row))
             if value in previously_accepted:
