@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from group_orders.services.demo import demo_id
 from group_orders.settings import Settings
 
 
@@ -199,3 +202,29 @@ async def _session(settings: Settings, token: str) -> dict[str, object]:
             )
     body: dict[str, object] = response.json()
     return body
+
+
+def test_catalog_import_adds_and_updates_skus(settings: Settings, tmp_path: Path) -> None:
+    # given
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("SKU,Name,Active\nBIKE-1,City bike,yes\nMUG-01,Mug,no\n", encoding="utf-8")
+    acme = str(demo_id("acme"))
+
+    # when
+    result = run_cli(settings, "catalog", "import", str(catalog), "--client", acme)
+    unknown = run_cli(
+        settings, "catalog", "import", str(catalog), "--client", str(uuid.uuid4()), check=False
+    )
+
+    # then
+    assert result.stdout == f"imported 2 catalog entries for client {acme}\n"
+    assert unknown.returncode == 2
+    assert "no client has the id" in unknown.stderr
+    database = sqlite3.connect(settings.data_dir / "db.sqlite")
+    rows = database.execute(
+        "SELECT sku, name, active FROM catalog_item WHERE client_id = ? AND sku IN "
+        "('BIKE-1', 'MUG-01') ORDER BY sku",
+        (uuid.UUID(acme).hex,),
+    ).fetchall()
+    database.close()
+    assert rows == [("BIKE-1", "City bike", 1), ("MUG-01", "Mug", 0)]

@@ -152,6 +152,8 @@ class GroupOrderRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("group_order_id", "source_row", name="uq_group_order_row_source"),
         sa.Index("ix_group_order_row_client_order", "client_id", "external_order_id"),
+        # Duplicates within a file are looked up among its stored rows by order id.
+        sa.Index("ix_group_order_row_order", "group_order_id", "external_order_id"),
         sa.Index("ix_group_order_row_status", "group_order_id", "status", "source_row"),
     )
 

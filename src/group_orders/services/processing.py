@@ -193,7 +193,6 @@ def _estimate_rows(storage: LocalStorage, key: str) -> int:
 async def earlier_in_file(
     engine: AsyncEngine,
     group_order_id: uuid.UUID,
-    client_id: uuid.UUID,
     external_order_ids: Iterable[str],
     before_row: int,
 ) -> dict[str, int]:
@@ -205,9 +204,8 @@ async def earlier_in_file(
     rows = group_order_row_table
     query = (
         sa.select(rows.c.external_order_id, sa.func.min(rows.c.source_row))
-        .where(rows.c.client_id == client_id)
-        .where(rows.c.external_order_id.in_(wanted))
         .where(rows.c.group_order_id == group_order_id)
+        .where(rows.c.external_order_id.in_(wanted))
         .where(rows.c.source_row < before_row)
         .group_by(rows.c.external_order_id)
     )
@@ -261,9 +259,7 @@ async def validated_batches(
         previously = await earlier_accepted(engine, client_id, group_order_id, order_ids)
         in_file = None
         if group_order_id is not None:
-            in_file = await earlier_in_file(
-                engine, group_order_id, client_id, order_ids, batch[0].source_row
-            )
+            in_file = await earlier_in_file(engine, group_order_id, order_ids, batch[0].source_row)
         yield await asyncio.to_thread(_validate, validator, batch, previously, in_file, then)
 
 

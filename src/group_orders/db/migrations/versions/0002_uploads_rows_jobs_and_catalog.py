@@ -63,6 +63,9 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_group_order_row_status", ["group_order_id", "status", "source_row"], unique=False
         )
+        batch_op.create_index(
+            "ix_group_order_row_order", ["group_order_id", "external_order_id"], unique=False
+        )
 
     op.create_table(
         "job",
@@ -167,6 +170,7 @@ def downgrade() -> None:
 
     op.drop_table("job")
     with op.batch_alter_table("group_order_row", schema=None) as batch_op:
+        batch_op.drop_index("ix_group_order_row_order")
         batch_op.drop_index("ix_group_order_row_status")
         batch_op.drop_index("ix_group_order_row_client_order")
 
