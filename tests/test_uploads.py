@@ -616,3 +616,41 @@ async def test_large_files_get_their_result_files_from_a_second_process(
         "external_order_id",
         "ORD-00002",
     ]
+
+
+async def test_a_duplicate_in_a_later_batch_names_the_first_row(
+    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner, graphql: GraphQL
+) -> None:
+    # given: 2,500 rows, the last repeating the order id of the fifth (batches of 1,000)
+    rows = [good_row(n) for n in range(1, 2_500)] + [good_row(5)]
+    group_order_id = await uploaded_id(await upload(client, demo.tokens["client"], csv_bytes(rows)))
+
+    # when
+    await jobs.run_until_idle()
+    response = await graphql.post(
+        "query($id: ID!) { groupOrder(id: $id) { rejectedOrders rows(status: rejected) "
+        "{ edges { node { sourceRow errors { code message } } } } } }",
+        {"id": group_order_id},
+        token=demo.tokens["client"],
+    )
+
+    # then
+    assert response.json()["data"]["groupOrder"] == {
+        "rejectedOrders": 1,
+        "rows": {
+            "edges": [
+                {
+                    "node": {
+                        "sourceRow": 2_501,
+                        "errors": [
+                            {
+                                "code": "duplicate-in-file",
+                                "message": "Order ID 'ORD-00005' is already used in row 6 of "
+                                "this file; every order needs its own ID.",
+                            }
+                        ],
+                    }
+                }
+            ]
+        },
+    }

@@ -202,15 +202,20 @@ async def earlier_in_file(
     if not wanted:
         return {}
     rows = group_order_row_table
+    # The row bound is applied here rather than in SQL: given a range on source_row, a
+    # planner without statistics picks the (group order, source row) index and scans
+    # every earlier row of the file for every batch.
     query = (
-        sa.select(rows.c.external_order_id, sa.func.min(rows.c.source_row))
+        sa.select(rows.c.external_order_id, rows.c.source_row)
         .where(rows.c.group_order_id == group_order_id)
         .where(rows.c.external_order_id.in_(wanted))
-        .where(rows.c.source_row < before_row)
-        .group_by(rows.c.external_order_id)
     )
+    first: dict[str, int] = {}
     async with engine.connect() as connection:
-        return {order_id: first for order_id, first in (await connection.execute(query)).all()}
+        for order_id, source_row in (await connection.execute(query)).all():
+            if source_row < before_row and source_row < first.get(order_id, before_row):
+                first[order_id] = source_row
+    return first
 
 
 def _take(rows: Iterator[SourceRow], count: int) -> list[SourceRow]:
