@@ -10,22 +10,9 @@ from typing import Any
 
 import httpx
 
-HEADER = (
-    "external_order_id",
-    "order_date",
-    "recipient_name",
-    "email",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "sku",
-    "quantity",
-    "notes",
-)
+from group_orders.services.ingest.model import CANONICAL_COLUMNS
+
+HEADER = CANONICAL_COLUMNS
 
 CREATE = """
 mutation Upload($file: Upload!, $clientId: ID, $application: Application,

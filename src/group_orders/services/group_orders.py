@@ -56,6 +56,20 @@ class GroupOrderRecord:
         return GroupOrderOutcome.partial
 
 
+OPEN_STATUSES = (GroupOrderStatus.pending, GroupOrderStatus.processing)
+
+
+def transition(group_order_id: uuid.UUID, *from_statuses: GroupOrderStatus) -> sa.Update:
+    """An UPDATE of one group order that applies only while it is in one of
+    ``from_statuses``, so that concurrent changes (a cancel while its job runs) can't
+    overwrite each other: the loser sees a row count of 0."""
+    return (
+        sa.update(group_order_table)
+        .where(group_order_table.c.id == group_order_id)
+        .where(group_order_table.c.status.in_([status.value for status in from_statuses]))
+    )
+
+
 def _optional_utc(value: datetime | None) -> datetime | None:
     return as_utc(value) if value is not None else None
 

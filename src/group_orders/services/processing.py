@@ -34,6 +34,7 @@ from group_orders.db.tables import (
     utc_now,
 )
 from group_orders.enums import GroupOrderStatus
+from group_orders.services.group_orders import OPEN_STATUSES, transition
 from group_orders.services.ingest.model import RowResult, RowStatus, SourceRow
 from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.result_files import result_keys
@@ -143,10 +144,9 @@ async def _update_running(engine: AsyncEngine, group_order_id: uuid.UUID, **valu
     """Update a group order that is still processing; False once it was cancelled."""
     async with write_transaction(engine) as connection:
         result = await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(group_order_table.c.status == GroupOrderStatus.processing.value)
-            .values(updated_at=utc_now(), **values)
+            transition(group_order_id, GroupOrderStatus.processing).values(
+                updated_at=utc_now(), **values
+            )
         )
     return bool(result.rowcount)
 
@@ -290,14 +290,7 @@ async def process_group_order(
         raise ValueError("the group order has no uploaded file")
     async with write_transaction(engine) as connection:
         started = await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(
-                group_order_table.c.status.in_(
-                    (GroupOrderStatus.pending.value, GroupOrderStatus.processing.value)
-                )
-            )
-            .values(
+            transition(group_order_id, *OPEN_STATUSES).values(
                 status=GroupOrderStatus.processing.value,
                 worker_id=worker_id,
                 attempts=attempt,
@@ -356,10 +349,7 @@ async def process_group_order(
     rejected = counts.get(RowStatus.rejected.value, 0)
     async with write_transaction(engine) as connection:
         await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(group_order_table.c.status == GroupOrderStatus.processing.value)
-            .values(
+            transition(group_order_id, GroupOrderStatus.processing).values(
                 status=GroupOrderStatus.completed.value,
                 total_orders=accepted + rejected,
                 successful_orders=accepted,
@@ -384,14 +374,7 @@ async def process_group_order(
 async def fail_group_order(engine: AsyncEngine, group_order_id: uuid.UUID, reason: str) -> None:
     async with write_transaction(engine) as connection:
         await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(
-                group_order_table.c.status.in_(
-                    (GroupOrderStatus.pending.value, GroupOrderStatus.processing.value)
-                )
-            )
-            .values(
+            transition(group_order_id, *OPEN_STATUSES).values(
                 status=GroupOrderStatus.failed.value,
                 failure_reason=reason[:2000],
                 finished_at=utc_now(),

@@ -24,7 +24,7 @@ from group_orders.db.engine import write_transaction
 from group_orders.db.tables import client_table, group_order_table, utc_now
 from group_orders.enums import GroupOrderStatus, Role
 from group_orders.errors import ApiError
-from group_orders.services.group_orders import parse_id
+from group_orders.services.group_orders import OPEN_STATUSES, parse_id, transition
 from group_orders.services.ingest.model import FileError, RowError, RowStatus, SourceFile
 from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.validate import RowValidator
@@ -266,14 +266,9 @@ async def cancel_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> 
     now = utc_now()
     async with write_transaction(engine) as connection:
         result = await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(
-                group_order_table.c.status.in_(
-                    (GroupOrderStatus.pending.value, GroupOrderStatus.processing.value)
-                )
+            transition(group_order_id, *OPEN_STATUSES).values(
+                status=GroupOrderStatus.cancelled.value, finished_at=now, updated_at=now
             )
-            .values(status=GroupOrderStatus.cancelled.value, finished_at=now, updated_at=now)
         )
         if not result.rowcount:
             raise ApiError(
@@ -289,10 +284,7 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
     now = utc_now()
     async with write_transaction(engine) as connection:
         result = await connection.execute(
-            sa.update(group_order_table)
-            .where(group_order_table.c.id == group_order_id)
-            .where(group_order_table.c.status == GroupOrderStatus.failed.value)
-            .values(
+            transition(group_order_id, GroupOrderStatus.failed).values(
                 status=GroupOrderStatus.pending.value,
                 failure_reason=None,
                 processed_rows=0,
