@@ -7,9 +7,16 @@ from strawberry.types import Info
 
 from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
 from group_orders.resolvers import group_orders as group_order_resolvers
+from group_orders.resolvers import listing as listing_resolvers
 from group_orders.schema.context import RequestContext
 from group_orders.schema.mutation import Mutation
-from group_orders.schema.types import GroupOrderType, SessionType
+from group_orders.schema.types import (
+    GroupOrderConnection,
+    GroupOrderFilter,
+    GroupOrderType,
+    SessionType,
+)
+from group_orders.services.listing import GroupOrderOrder
 
 
 @strawberry.type
@@ -26,6 +33,24 @@ class Query:
         application: ApplicationSlug | None = None,
     ) -> GroupOrderType | None:
         return await group_order_resolvers.group_order(info, id, view, application)
+
+    @strawberry.field(
+        description="Group orders in the caller's scope, newest first unless orderBy says "
+        "otherwise: a connection with stable cursors, at most 100 a page."
+    )
+    async def group_orders(
+        self,
+        info: Info[RequestContext, None],
+        first: int = 20,
+        after: str | None = None,
+        filter: GroupOrderFilter | None = None,
+        order_by: GroupOrderOrder = GroupOrderOrder.newest_first,
+        view: GroupOrderView = GroupOrderView.default,
+        application: ApplicationSlug | None = None,
+    ) -> GroupOrderConnection | None:
+        return await listing_resolvers.group_orders(
+            info, first, after, filter, order_by, view, application
+        )
 
     @strawberry.field(description="The requester's session; null for application tokens.")
     async def session(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from graphql import (
@@ -72,17 +72,27 @@ def selected_fields(
     return found
 
 
-def selected_field_names(info: Any) -> list[str]:
-    """The names of the fields selected under the field a resolver is answering."""
+def selected_field_names(info: Any, path: Sequence[str] = ()) -> list[str]:
+    """The names of the fields selected under the field a resolver is answering, or,
+    with ``path`` (such as ``("edges", "node")``), under that path below it."""
     raw = info._raw_info
     nodes = selected_fields(
         (node.selection_set for node in raw.field_nodes), raw.fragments, raw.variable_values
     )
+    for name in path:
+        nodes = selected_fields(
+            (node.selection_set for node in nodes if node.name.value == name),
+            raw.fragments,
+            raw.variable_values,
+        )
     return [node.name.value for node in nodes]
 
 
-def check_view(info: Any, view: View, role: Role, *, param: str = "view") -> None:
-    """Refuse a view the role may not use, or a selection outside the view."""
+def check_view(
+    info: Any, view: View, role: Role, *, param: str = "view", path: Sequence[str] = ()
+) -> None:
+    """Refuse a view the role may not use, or a selection outside the view (the
+    selection at ``path`` below the field, for a connection's nodes)."""
     if role not in view.roles:
         allowed = ", ".join(sorted(r.value for r in view.roles))
         raise ApiError(
@@ -91,7 +101,7 @@ def check_view(info: Any, view: View, role: Role, *, param: str = "view") -> Non
             f"it is for: {allowed}.",
             param=param,
         )
-    outside = view.fields_outside(selected_field_names(info))
+    outside = view.fields_outside(selected_field_names(info, path))
     if outside:
         raise ApiError(
             "invalid-param",

@@ -24,6 +24,7 @@ from group_orders.schema.context import RequestContext
 from group_orders.schema.selection import check_view
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, list_rows
 from group_orders.services.ingest.model import RowStatus
+from group_orders.services.listing import GroupOrderOrder
 from group_orders.storage.links import ResultFile
 from group_orders.views import GROUP_ORDER_VIEWS, SESSION_VIEWS
 
@@ -407,3 +408,37 @@ class CreateGroupOrderPayload:
         if self.record is None:
             return None
         return GroupOrderType.from_record(self.record, self.access, info.context)
+
+
+strawberry.enum(GroupOrderOrder, description="The order group orders are listed in.")
+
+
+@strawberry.input(description="Which group orders to list; every field narrows the list.")
+class GroupOrderFilter:
+    status: list[GroupOrderStatus] | None = None
+    outcome: list[GroupOrderOutcome] | None = None
+    client_id: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Clients outside the caller's scope match nothing."
+    )
+    created_after: datetime | None = strawberry.field(
+        default=None, description="Created at or after this time."
+    )
+    created_before: datetime | None = strawberry.field(
+        default=None, description="Created before this time."
+    )
+    uploaded_by: strawberry.ID | None = strawberry.field(
+        default=None, description="The id of the user who uploaded it."
+    )
+
+
+@strawberry.type(name="GroupOrderEdge")
+class GroupOrderEdge:
+    cursor: str
+    node: GroupOrderType
+
+
+@strawberry.type(name="GroupOrderConnection")
+class GroupOrderConnection:
+    edges: list[GroupOrderEdge]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="How many group orders match, in all.")

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.access import Access
@@ -96,6 +97,11 @@ async def get_group_order(engine: AsyncEngine, raw_id: str, access: Access) -> G
         row = (await connection.execute(query)).mappings().first()
     if row is None or not access.may_see(row["client_id"]):
         raise ApiError("invalid-param", _UNKNOWN_ID, param="id")
+    return record_from_row(row)
+
+
+def record_from_row(row: RowMapping) -> GroupOrderRecord:
+    """A domain record from a ``group_order`` row."""
     return GroupOrderRecord(
         id=row["id"],
         status=GroupOrderStatus(row["status"]),

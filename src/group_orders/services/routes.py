@@ -21,6 +21,7 @@ from group_orders.errors import ApiError
 # Root field -> the API service it belongs to.
 ROUTE_SERVICES: Mapping[str, str] = {
     "groupOrder": "group-orders",
+    "groupOrders": "group-orders",
     "session": "sessions",
     "createGroupOrder": "group-order-uploads",
     "cancelGroupOrder": "group-order-uploads",
