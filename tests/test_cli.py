@@ -174,6 +174,7 @@ async def test_routes_withdraw_and_deploy(settings: Settings) -> None:
         "createGroupOrder  group-order-uploads  deployed     deployed",
         "retryGroupOrder   group-order-uploads  deployed     deployed",
         "groupOrder        group-orders         deployed     deployed",
+        "groupOrderStats   group-orders         deployed     deployed",
         "groupOrders       group-orders         deployed     deployed",
         "session           sessions             deployed     withdrawn",
     ]

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,8 @@ from conftest import GraphQL
 from group_orders.db.engine import write_transaction
 from group_orders.db.tables import group_order_table
 from group_orders.services.demo import DemoData, demo_id
+from group_orders.worker.runner import JobRunner
+from uploading import csv_bytes, good_row, upload
 
 PAGE = """
 query($first: Int, $after: String, $filter: GroupOrderFilter, $orderBy: GroupOrderOrder) {
@@ -230,3 +233,98 @@ async def test_nodes_follow_the_view(graphql: GraphQL, demo: DemoData) -> None:
     # then
     assert refused.json()["errors"][0]["extensions"]["fields"] == ["rejectedOrders"]
     assert "queueJobId" in worker.json()["data"]["groupOrders"]["edges"][0]["node"]
+
+
+STATS = """
+query($filter: GroupOrderFilter) {
+  groupOrderStats(filter: $filter, topRejectionCodes: 3) {
+    groupOrders byStatus { status count } byOutcome { outcome count }
+    acceptedRows rejectedRows topRejectionCodes { code rows }
+    byClient { client { name } groupOrders acceptedRows rejectedRows }
+  }
+}
+"""
+
+
+async def test_stats_count_what_the_caller_may_see(
+    graphql: GraphQL, demo: DemoData, engine: AsyncEngine
+) -> None:
+    # given: two all-rejected group orders of Borealis beside the demo's
+    await insert_group_orders(
+        engine,
+        "borealis",
+        2,
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        status="completed",
+        total_orders=4,
+        rejected_orders=4,
+    )
+
+    # when
+    liaison = await graphql.post(STATS, token=demo.tokens["liaison"])
+    client = await graphql.post(STATS, token=demo.tokens["client"])
+
+    # then: the demo gives each client one group order per status, a completed one with
+    # 10 accepted and 2 rejected rows, and a processing one with 5 and 1
+    assert liaison.json()["data"]["groupOrderStats"] == {
+        "groupOrders": 12,
+        "byStatus": [
+            {"status": "pending", "count": 2},
+            {"status": "processing", "count": 2},
+            {"status": "completed", "count": 4},
+            {"status": "failed", "count": 2},
+            {"status": "cancelled", "count": 2},
+        ],
+        "byOutcome": [
+            {"outcome": "all_accepted", "count": 0},
+            {"outcome": "partial", "count": 2},
+            {"outcome": "all_rejected", "count": 2},
+        ],
+        "acceptedRows": 30,
+        "rejectedRows": 14,
+        "topRejectionCodes": [],
+        "byClient": [
+            {
+                "client": {"name": "Borealis Foods"},
+                "groupOrders": 7,
+                "acceptedRows": 15,
+                "rejectedRows": 11,
+            },
+            {
+                "client": {"name": "Cedar Clinics"},
+                "groupOrders": 5,
+                "acceptedRows": 15,
+                "rejectedRows": 3,
+            },
+        ],
+    }
+    assert client.json()["data"]["groupOrderStats"]["byClient"] is None
+    assert client.json()["data"]["groupOrderStats"]["groupOrders"] == 5
+
+
+async def test_stats_list_the_rejection_codes_that_occur_most(
+    client: httpx.AsyncClient, graphql: GraphQL, demo: DemoData, jobs: JobRunner
+) -> None:
+    # given: one upload whose rows fail in known ways
+    rows = [
+        good_row(1, quantity="0"),
+        good_row(2, quantity="x", email="@"),
+        good_row(3, quantity="-2"),
+        good_row(4, email="no"),
+        good_row(5, country="Atlantis"),
+        good_row(6),
+    ]
+    response = await upload(client, demo.tokens["client"], csv_bytes(rows))
+    group_order_id = response.json()["data"]["createGroupOrder"]["groupOrder"]["id"]
+    await jobs.run_until_idle()
+
+    # when
+    stats = await graphql.post(STATS, token=demo.tokens["client"])
+
+    # then
+    assert stats.json()["data"]["groupOrderStats"]["topRejectionCodes"] == [
+        {"code": "invalid-quantity", "rows": 3},
+        {"code": "invalid-email", "rows": 2},
+        {"code": "invalid-country", "rows": 1},
+    ]
+    assert group_order_id

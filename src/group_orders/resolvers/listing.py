@@ -15,9 +15,11 @@ from group_orders.schema.types import (
     GroupOrderConnection,
     GroupOrderEdge,
     GroupOrderFilter,
+    GroupOrderStatsType,
     GroupOrderType,
     PageInfo,
 )
+from group_orders.services import stats as stats_service
 from group_orders.services.group_orders import parse_id
 from group_orders.services.listing import GroupOrderOrder, GroupOrderQuery, list_group_orders
 from group_orders.views import GROUP_ORDER_VIEWS
@@ -81,3 +83,29 @@ async def group_orders(
         ),
         total_count=page.total_count,
     )
+
+
+MAX_TOP_CODES = 50
+
+
+async def group_order_stats(
+    info: Info[RequestContext, None],
+    filter: GroupOrderFilter | None,
+    top_rejection_codes: int,
+    application: ApplicationSlug | None,
+) -> GroupOrderStatsType:
+    if not 0 <= top_rejection_codes <= MAX_TOP_CODES:
+        raise ApiError(
+            "invalid-param",
+            f"'topRejectionCodes' must be between 0 and {MAX_TOP_CODES}.",
+            param="topRejectionCodes",
+        )
+    context = info.context
+    access = await context.access(application)
+    stats = await stats_service.group_order_stats(
+        context.engine,
+        access,
+        to_query(filter, GroupOrderOrder.newest_first),
+        top_codes=top_rejection_codes,
+    )
+    return GroupOrderStatsType.from_stats(stats)

@@ -13,6 +13,7 @@ from group_orders.schema.mutation import Mutation
 from group_orders.schema.types import (
     GroupOrderConnection,
     GroupOrderFilter,
+    GroupOrderStatsType,
     GroupOrderType,
     SessionType,
 )
@@ -50,6 +51,20 @@ class Query:
     ) -> GroupOrderConnection | None:
         return await listing_resolvers.group_orders(
             info, first, after, filter, order_by, view, application
+        )
+
+    @strawberry.field(
+        description="Counts over the group orders in the caller's scope that match the filter."
+    )
+    async def group_order_stats(
+        self,
+        info: Info[RequestContext, None],
+        filter: GroupOrderFilter | None = None,
+        top_rejection_codes: int = 10,
+        application: ApplicationSlug | None = None,
+    ) -> GroupOrderStatsType | None:
+        return await listing_resolvers.group_order_stats(
+            info, filter, top_rejection_codes, application
         )
 
     @strawberry.field(description="The requester's session; null for application tokens.")

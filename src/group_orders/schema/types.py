@@ -25,6 +25,7 @@ from group_orders.schema.selection import check_view
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, list_rows
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
+from group_orders.services.stats import GroupOrderStats
 from group_orders.storage.links import ResultFile
 from group_orders.views import GROUP_ORDER_VIEWS, SESSION_VIEWS
 
@@ -442,3 +443,72 @@ class GroupOrderConnection:
     edges: list[GroupOrderEdge]
     page_info: PageInfo
     total_count: int = strawberry.field(description="How many group orders match, in all.")
+
+
+@strawberry.type(name="StatusCount")
+class StatusCountType:
+    status: GroupOrderStatus
+    count: int
+
+
+@strawberry.type(name="OutcomeCount")
+class OutcomeCountType:
+    outcome: GroupOrderOutcome
+    count: int
+
+
+@strawberry.type(name="RejectionCodeCount")
+class RejectionCodeCountType:
+    code: str
+    rows: int = strawberry.field(description="Rejected rows with this code.")
+
+
+@strawberry.type(name="ClientGroupOrderStats")
+class ClientStatsType:
+    client: ClientType
+    group_orders: int
+    accepted_rows: int
+    rejected_rows: int
+
+
+@strawberry.type(name="GroupOrderStats", description="Aggregates over the matching group orders.")
+class GroupOrderStatsType:
+    group_orders: int
+    by_status: list[StatusCountType]
+    by_outcome: list[OutcomeCountType] = strawberry.field(
+        description="Completed group orders by outcome."
+    )
+    accepted_rows: int
+    rejected_rows: int
+    top_rejection_codes: list[RejectionCodeCountType] = strawberry.field(
+        description="The row error codes that occur most, most frequent first."
+    )
+    by_client: list[ClientStatsType] | None = strawberry.field(
+        description="The same per client; null when the caller sees one client only."
+    )
+
+    @classmethod
+    def from_stats(cls, stats: GroupOrderStats) -> GroupOrderStatsType:
+        return cls(
+            group_orders=stats.group_orders,
+            by_status=[StatusCountType(status=s, count=c) for s, c in stats.by_status.items()],
+            by_outcome=[OutcomeCountType(outcome=o, count=c) for o, c in stats.by_outcome.items()],
+            accepted_rows=stats.accepted_rows,
+            rejected_rows=stats.rejected_rows,
+            top_rejection_codes=[
+                RejectionCodeCountType(code=code, rows=rows) for code, rows in stats.rejection_codes
+            ],
+            by_client=(
+                [
+                    ClientStatsType(
+                        client=ClientType.from_record(ClientRecord(c.client_id, c.client_name)),
+                        group_orders=c.group_orders,
+                        accepted_rows=c.accepted_rows,
+                        rejected_rows=c.rejected_rows,
+                    )
+                    for c in stats.by_client
+                ]
+                if stats.by_client is not None
+                else None
+            ),
+        )

@@ -22,6 +22,7 @@ from group_orders.errors import ApiError
 ROUTE_SERVICES: Mapping[str, str] = {
     "groupOrder": "group-orders",
     "groupOrders": "group-orders",
+    "groupOrderStats": "group-orders",
     "session": "sessions",
     "createGroupOrder": "group-order-uploads",
     "cancelGroupOrder": "group-order-uploads",
