@@ -48,6 +48,8 @@ VIEW_TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "progress": (X, X, X, X),
     "sourceFileName": (X, X, X, X),
     "duplicateOf": (X, X, X, X),
+    "client": (X, X, X, X),
+    "uploader": (X, X, X, X),
     "normalizedCsv": (X, _, X, X),
     "unknownColumns": (X, _, X, X),
     "linksExpireAt": (X, X, X, X),
@@ -77,6 +79,8 @@ VIEWS = {
 SELECTIONS = {name: name for name in FIELDS} | {
     "session": "session { userId }",
     "progress": "progress { processedRows totalRows }",
+    "client": "client { name }",
+    "uploader": "uploader { name }",
     "rows": "rows { totalCount }",
 }
 
@@ -424,6 +428,19 @@ def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
         "progress": {"processedRows": 0, "totalRows": total},
         "sourceFileName": None,
         "duplicateOf": None,
+        # The demo's clients, and who uploaded their group orders.
+        "client": {
+            "name": {
+                "acme": "Acme Outfitters",
+                "borealis": "Borealis Foods",
+                "cedar": "Cedar Clinics",
+            }[client]
+        },
+        "uploader": {
+            "name": {"acme": "Alice Client", "borealis": "Bob Client", "cedar": "Lena Liaison"}[
+                client
+            ]
+        },
         "unknownColumns": [],
         # The links' time is the request's, so only its shape can be known here.
         "linksExpireAt": FutureTimestamp() if FILES[status] else None,

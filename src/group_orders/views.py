@@ -40,6 +40,8 @@ _COMMON = (
     "progress",
     "sourceFileName",
     "duplicateOf",
+    "client",
+    "uploader",
 )
 _COUNTS = ("successfulOrders", "rejectedOrders", "outcome", "failureReason", "rows")
 _UPLOAD_CHECK = ("normalizedCsv", "unknownColumns")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +14,7 @@ from group_orders.auth.access import Access, resolve_access
 from group_orders.auth.identity import Identity
 from group_orders.enums import ApplicationSlug
 from group_orders.errors import ApiError
+from group_orders.schema.loaders import Loaders
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
@@ -58,6 +60,10 @@ class RequestContext:
     storage: LocalStorage
     wake_worker: Callable[[], None] = field(default=lambda: None)
     _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.engine)
 
     def require_identity(self) -> Identity:
         if self.identity is None:

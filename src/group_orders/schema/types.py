@@ -9,7 +9,7 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from group_orders.auth.access import Access, liaison_clients
+from group_orders.auth.access import Access
 from group_orders.auth.identity import ClientRecord, Identity
 from group_orders.enums import (
     ApplicationSlug,
@@ -21,8 +21,9 @@ from group_orders.enums import (
 )
 from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
+from group_orders.schema.loaders import RowsKey
 from group_orders.schema.selection import check_view
-from group_orders.services.group_orders import GroupOrderRecord, RowRecord, list_rows
+from group_orders.services.group_orders import GroupOrderRecord, RowRecord
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
 from group_orders.services.stats import GroupOrderStats
@@ -73,7 +74,7 @@ class LiaisonType:
 
     @strawberry.field(description="The clients this liaison is assigned to.")
     async def clients(self, info: Info[RequestContext, None]) -> list[ClientType]:
-        records = await liaison_clients(info.context.engine, uuid.UUID(self.id))
+        records = await info.context.loaders.liaison_clients.load(uuid.UUID(self.id))
         return [ClientType.from_record(record) for record in records]
 
 
@@ -286,6 +287,22 @@ class GroupOrderType:
     finished_at: datetime | None
     access: strawberry.Private[Access]
     record_id: strawberry.Private[uuid.UUID]
+    client_id: strawberry.Private[uuid.UUID]
+    uploader_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The client the group order is for.")
+    async def client(self, info: Info[RequestContext, None]) -> ClientType | None:
+        record = await info.context.loaders.clients.load(self.client_id)
+        return ClientType.from_record(record) if record else None
+
+    @strawberry.field(description="The user who uploaded it; null for application tokens.")
+    async def uploader(self, info: Info[RequestContext, None]) -> UserType | None:
+        if self.uploader_id is None:
+            return None
+        record = await info.context.loaders.users.load(self.uploader_id)
+        if record is None:
+            return None
+        return UserType(id=strawberry.ID(str(record.id)), email=record.email, name=record.name)
 
     @strawberry.field(description="The rows of the file and what became of each, in file order.")
     async def rows(
@@ -301,12 +318,10 @@ class GroupOrderType:
                 f"'first' must be between 1 and {MAX_PAGE_SIZE}.",
                 param="first",
             )
-        page = await list_rows(
-            info.context.engine,
-            self.record_id,
-            status=status.value if status else None,
-            first=first,
-            after_source_row=parse_row_cursor(after),
+        page = await info.context.loaders.rows.load(
+            RowsKey(
+                self.record_id, status.value if status else None, first, parse_row_cursor(after)
+            )
         )
         edges = [
             GroupOrderRowEdge(
@@ -344,6 +359,8 @@ class GroupOrderType:
         return cls(
             id=strawberry.ID(str(record.id)),
             record_id=record.id,
+            client_id=record.client_id,
+            uploader_id=record.uploaded_by_user_id,
             progress=ProgressType(
                 processed_rows=record.processed_rows, total_rows=record.total_orders
             ),

@@ -12,8 +12,16 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.access import Access
+from group_orders.auth.identity import ClientRecord, UserRecord
 from group_orders.db.engine import write_transaction
-from group_orders.db.tables import as_utc, group_order_row_table, group_order_table, utc_now
+from group_orders.db.tables import (
+    as_utc,
+    client_table,
+    group_order_row_table,
+    group_order_table,
+    user_table,
+    utc_now,
+)
 from group_orders.enums import GroupOrderOutcome, GroupOrderStatus
 from group_orders.errors import ApiError
 
@@ -184,40 +192,54 @@ class RowPage:
     total_count: int
 
 
-async def list_rows(
+async def rows_of_many(
     engine: AsyncEngine,
-    group_order_id: uuid.UUID,
+    group_order_ids: list[uuid.UUID],
     *,
     status: str | None,
     first: int,
     after_source_row: int,
-) -> RowPage:
-    """A page of a group order's row results, in file order."""
+) -> dict[uuid.UUID, RowPage]:
+    """``list_rows`` for many group orders at once: two statements whatever their
+    number (a page per group order by a window function, and the counts)."""
     rows = group_order_row_table
     condition = sa.and_(
-        rows.c.group_order_id == group_order_id,
+        rows.c.group_order_id.in_(group_order_ids),
         rows.c.status == status if status is not None else sa.true(),
     )
-    page_query = (
+    numbered = (
         sa.select(
+            rows.c.group_order_id,
             rows.c.source_row,
             rows.c.status,
             rows.c.external_order_id,
             rows.c.cells,
             rows.c.normalized,
             rows.c.errors,
+            sa.func.row_number()
+            .over(partition_by=rows.c.group_order_id, order_by=rows.c.source_row)
+            .label("position"),
         )
         .where(condition)
         .where(rows.c.source_row > after_source_row)
-        .order_by(rows.c.source_row)
-        .limit(first + 1)
+        .subquery()
     )
-    count_query = sa.select(sa.func.count()).select_from(rows).where(condition)
+    page_query = (
+        sa.select(numbered)
+        .where(numbered.c.position <= first + 1)
+        .order_by(numbered.c.group_order_id, numbered.c.source_row)
+    )
+    count_query = (
+        sa.select(rows.c.group_order_id, sa.func.count())
+        .where(condition)
+        .group_by(rows.c.group_order_id)
+    )
     async with engine.connect() as connection:
         found = (await connection.execute(page_query)).all()
-        total = (await connection.execute(count_query)).scalar_one()
-    return RowPage(
-        rows=[
+        counts: dict[uuid.UUID, int] = dict((await connection.execute(count_query)).all())
+    by_group: dict[uuid.UUID, list[RowRecord]] = {key: [] for key in group_order_ids}
+    for row in found:
+        by_group[row.group_order_id].append(
             RowRecord(
                 source_row=row.source_row,
                 status=row.status,
@@ -226,8 +248,28 @@ async def list_rows(
                 normalized=orjson.loads(row.normalized),
                 errors=orjson.loads(row.errors),
             )
-            for row in found[:first]
-        ],
-        has_next_page=len(found) > first,
-        total_count=total,
+        )
+    return {
+        key: RowPage(
+            rows=records[:first],
+            has_next_page=len(records) > first,
+            total_count=counts.get(key, 0),
+        )
+        for key, records in by_group.items()
+    }
+
+
+async def clients_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> dict[uuid.UUID, ClientRecord]:
+    query = sa.select(client_table.c.id, client_table.c.name).where(client_table.c.id.in_(ids))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return {row.id: ClientRecord(row.id, row.name) for row in rows}
+
+
+async def users_by_id(engine: AsyncEngine, ids: list[uuid.UUID]) -> dict[uuid.UUID, UserRecord]:
+    query = sa.select(user_table.c.id, user_table.c.email, user_table.c.name).where(
+        user_table.c.id.in_(ids)
     )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return {row.id: UserRecord(row.id, row.email, row.name) for row in rows}
