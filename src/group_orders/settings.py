@@ -39,6 +39,8 @@ class Settings:
     max_body_bytes: int = 1_000_000
     # graphql-core refuses documents with more tokens than this while parsing.
     max_query_tokens: int = 5_000
+    # Operations in one HTTP batch (a JSON array); past it the whole batch is refused.
+    max_batch_operations: int = 20
     sqlite_busy_timeout_ms: int = 5_000
     # A session's lastUsedAt is written at most this often, so reads stay reads.
     last_used_write_interval_seconds: int = 60
@@ -81,6 +83,9 @@ class Settings:
             max_body_bytes=_env_int(env, "GROUP_ORDERS_MAX_BODY_BYTES", defaults.max_body_bytes),
             max_query_tokens=_env_int(
                 env, "GROUP_ORDERS_MAX_QUERY_TOKENS", defaults.max_query_tokens
+            ),
+            max_batch_operations=_env_int(
+                env, "GROUP_ORDERS_MAX_BATCH_OPERATIONS", defaults.max_batch_operations
             ),
             sqlite_busy_timeout_ms=_env_int(
                 env, "GROUP_ORDERS_SQLITE_BUSY_TIMEOUT_MS", defaults.sqlite_busy_timeout_ms

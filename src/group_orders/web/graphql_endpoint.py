@@ -13,13 +13,18 @@ The order of checks decides which code a bad request gets:
 Steps 1-4 answer with the table's HTTP status. Steps 5-6 follow the GraphQL-over-HTTP
 spec: 200 for ``application/json``, the table's 4xx/5xx for
 ``application/graphql-response+json``.
+
+A JSON body that is an array is a batch. Its size is checked with the decoding (step 3),
+its token once for all its operations (step 4); steps 5-7 run for each operation on its
+own, and each operation's body takes its slot in the answer, an array sent with 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,19 +107,18 @@ def _decode_json(raw: bytes | str, what: str) -> Any:
         ) from None
 
 
+def _no_query() -> ApiError:
+    return ApiError(
+        "no-params-decoded",
+        'The request holds no GraphQL query: send {"query": "..."}.',
+        param="query",
+    )
+
+
 def _operation_request(payload: Any) -> OperationRequest:
-    if isinstance(payload, list):
-        raise ApiError(
-            "invalid-param",
-            "Send one operation per request: batches are not supported.",
-            param="body",
-        )
+    """The operation a decoded request (or one item of a batch) holds, or ``ApiError``."""
     if not isinstance(payload, dict) or payload.get("query") in (None, ""):
-        raise ApiError(
-            "no-params-decoded",
-            'The request holds no GraphQL query: send {"query": "..."}.',
-            param="query",
-        )
+        raise _no_query()
     query = payload["query"]
     if not isinstance(query, str):
         raise ApiError("invalid-param", "'query' must be a string.", param="query")
@@ -230,6 +234,22 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
     return payload, form
 
 
+def _error_body(error: ApiError) -> dict[str, Any]:
+    return {"errors": [{"message": error.message, "extensions": error.extensions()}]}
+
+
+def _crash_body(error: Exception) -> dict[str, Any]:
+    error_id = uuid.uuid4().hex
+    logger.error("application-crash errorId=%s", error_id, exc_info=error)
+    return _error_body(
+        ApiError(
+            "application-crash",
+            f"An unexpected error occurred. Quote errorId {error_id}.",
+            extra={"errorId": error_id},
+        )
+    )
+
+
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "query" not in request.query_params
@@ -285,10 +305,85 @@ class GraphQLEndpoint:
     async def _run(
         self, request: Request, media_type: str, payload: Any, *, multipart: bool
     ) -> Response:
-        settings = self.service.settings
+        if isinstance(payload, list):
+            # Only a JSON body decodes to an array: a query string and a multipart
+            # 'operations' field hold one operation.
+            return await self._run_batch(request, media_type, payload)
         operation = _operation_request(payload)
         now = datetime.now(UTC)
-        identity = await self._identify(request, operation, now)
+        identity = await self._identify(request, [operation], now)
+        try:
+            body, status = await self._run_operation(
+                request, operation, identity, now, multipart=multipart
+            )
+        except MutationNotAllowed:
+            return self._get_mutation(media_type)
+        if media_type != GRAPHQL_RESPONSE_JSON:
+            status = 200
+        return json_response(body, status=status, media_type=media_type)
+
+    async def _run_batch(self, request: Request, media_type: str, payload: list[Any]) -> Response:
+        """Every operation of a batch, run at once; their bodies in the order sent."""
+        limit = self.service.settings.max_batch_operations
+        if len(payload) > limit:
+            raise ApiError(
+                "invalid-param",
+                f"The batch holds {len(payload)} operations, over the limit of {limit} per "
+                "request.",
+                param="max_batch_operations",
+            )
+        if not payload:
+            raise _no_query()
+        items: list[OperationRequest | ApiError] = []
+        for item in payload:
+            try:
+                items.append(_operation_request(item))
+            except ApiError as error:
+                items.append(error)
+        now = datetime.now(UTC)
+        operations = [item for item in items if isinstance(item, OperationRequest)]
+        identity = await self._identify(request, operations, now)
+        bodies = await asyncio.gather(
+            *(self._batch_item(request, item, identity, now) for item in items)
+        )
+        # The array itself is a success whatever its items hold: each item carries its
+        # own codes and statuses, which no single HTTP status could sum up.
+        return json_response(bodies, media_type=media_type)
+
+    async def _batch_item(
+        self,
+        request: Request,
+        item: OperationRequest | ApiError,
+        identity: Identity | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """One slot of a batch's answer: whatever goes wrong here stays in this slot."""
+        if isinstance(item, ApiError):
+            return _error_body(item)
+        try:
+            body, _status = await self._run_operation(request, item, identity, now)
+        except ApiError as error:
+            return _error_body(error)
+        except Exception as error:
+            return _crash_body(error)
+        return body
+
+    async def _run_operation(
+        self,
+        request: Request,
+        operation: OperationRequest,
+        identity: Identity | None,
+        now: datetime,
+        *,
+        multipart: bool = False,
+    ) -> tuple[dict[str, Any], int]:
+        """One operation's response body, and the table's HTTP status of its request
+        error (200 when it executed).
+
+        Raises ``MutationNotAllowed`` for a mutation sent with GET, and ``ApiError`` for a
+        failure to read the routes.
+        """
+        settings = self.service.settings
         try:
             prepared = self.service.runner.prepare(
                 operation, allow_mutations=request.method != "GET"
@@ -303,6 +398,7 @@ class GraphQLEndpoint:
                     ]
                 )
             await self._check_routes(prepared)
+            # One context per operation: its caches must not leak into another's.
             context = RequestContext(
                 settings=settings,
                 engine=self.service.engine,
@@ -314,19 +410,16 @@ class GraphQLEndpoint:
                 storage=self.service.storage,
                 wake_worker=self.service.wake_worker,
             )
-            body = await self.service.runner.execute(prepared, operation, context)
+            return await self.service.runner.execute(prepared, operation, context), 200
         except RequestErrors as errors:
-            status = errors.status if media_type == GRAPHQL_RESPONSE_JSON else 200
-            return json_response({"errors": errors.errors}, status=status, media_type=media_type)
-        except MutationNotAllowed:
-            return self._get_mutation(media_type)
-        return json_response(body, media_type=media_type)
+            return {"errors": errors.errors}, errors.status
 
     async def _identify(
-        self, request: Request, operation: OperationRequest, now: datetime
+        self, request: Request, operations: Sequence[OperationRequest], now: datetime
     ) -> Identity | None:
+        """The identity behind the request's token, once for all its operations."""
         token = bearer_token(request.headers.get("authorization"))
-        if token is None and self._introspection_only(operation):
+        if token is None and all(self._introspection_only(op) for op in operations):
             # Tools read the schema before anyone signs in.
             return None
         try:
