@@ -191,7 +191,7 @@ def main() -> None:
                 ("singles-for-batch", lambda client: singles(client, 20)),
             ]
             print(
-                f"{'scenario':<18} {'steps/s   ':>11} {'group orders/s':>15} "
+                f"{'scenario':<18} {'steps/s':>11} {'group orders/s':>15} "
                 f"{'p50 ms':>8} {'p99 ms':>8}"
             )
             figures = {}
