@@ -68,3 +68,23 @@ async def test_statements_stay_flat_at_1_10_and_100_items(
 
     # then
     assert counts[1] == counts[10] == counts[100], counts
+
+
+async def test_the_total_is_counted_only_when_asked_for(
+    graphql: GraphQL, demo: DemoData, engine: AsyncEngine
+) -> None:
+    # given
+    await graphql.post("{ session { userId } }", token=demo.tokens["employee"])
+    counts = {}
+
+    # when
+    for selection in ("totalCount edges { cursor }", "edges { cursor }"):
+        with counting(engine) as statements:
+            response = await graphql.post(
+                "{ groupOrders(first: 5) { " + selection + " } }", token=demo.tokens["employee"]
+            )
+        assert "errors" not in response.json()
+        counts[selection] = len(statements)
+
+    # then
+    assert counts["edges { cursor }"] == counts["totalCount edges { cursor }"] - 1

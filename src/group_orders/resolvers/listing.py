@@ -10,7 +10,7 @@ from strawberry.types import Info
 from group_orders.enums import ApplicationSlug, GroupOrderView
 from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
-from group_orders.schema.selection import check_view
+from group_orders.schema.selection import check_view, selected_field_names
 from group_orders.schema.types import (
     GroupOrderConnection,
     GroupOrderEdge,
@@ -69,7 +69,13 @@ async def group_orders(
     access = await context.access(application)
     check_view(info, GROUP_ORDER_VIEWS[view], access.role, path=("edges", "node"))
     page = await list_group_orders(
-        context.engine, access, to_query(filter, order_by), first=first, after=after
+        context.engine,
+        access,
+        to_query(filter, order_by),
+        first=first,
+        after=after,
+        # Counting every match costs a statement a tool may not want.
+        count="totalCount" in selected_field_names(info),
     )
     edges = [
         GroupOrderEdge(cursor=cursor, node=GroupOrderType.from_record(record, access, context))
