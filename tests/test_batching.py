@@ -17,10 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.enums import GroupOrderView
 from group_orders.services.demo import DemoData, demo_id
-from group_orders.services.routes import set_deployed
+from group_orders.services.routes import RouteSwitches, set_deployed
 from group_orders.settings import Settings
 from group_orders.views import GROUP_ORDER_VIEWS
-from group_orders.web import graphql_endpoint
 
 JSON = "application/json"
 GRAPHQL_JSON = "application/graphql-response+json"
@@ -256,13 +255,13 @@ async def test_operations_run_at_the_same_time(
 ) -> None:
     # given: a route check that lets no operation on until three are waiting in it
     barrier = asyncio.Barrier(3)
-    check_routes = graphql_endpoint.check_routes
+    check = RouteSwitches.check
 
-    async def waiting_check_routes(engine: AsyncEngine, routes: tuple[str, ...]) -> None:
+    async def waiting_check(switches: RouteSwitches, routes: tuple[str, ...]) -> None:
         await asyncio.wait_for(barrier.wait(), timeout=5)
-        await check_routes(engine, routes)
+        await check(switches, routes)
 
-    monkeypatch.setattr(graphql_endpoint, "check_routes", waiting_check_routes)
+    monkeypatch.setattr(RouteSwitches, "check", waiting_check)
     items = [{"query": "{ session(view: minimal) { userId } }"}] * 3
 
     # when

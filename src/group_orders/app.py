@@ -24,7 +24,7 @@ from group_orders.db.migrate import upgrade
 from group_orders.errors import ApiError
 from group_orders.schema.execution import OperationRunner
 from group_orders.schema.query import build_schema
-from group_orders.services.routes import sync_routes
+from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> Starlette:
         links=links,
         storage=storage,
         wake_worker=jobs.wake,
+        routes=RouteSwitches(engine, settings.route_cache_seconds),
     )
 
     @asynccontextmanager

@@ -57,6 +57,8 @@ class Settings:
     max_sheet_rows: int = 1_048_576
     # Files of at least this many rows get their result files written by a second process.
     result_files_process_from_rows: int = 20_000
+    # How long a process trusts what it read of the route and service switches.
+    route_cache_seconds: float = 2.0
     # Jobs: the embedded worker runs in the server process unless turned off.
     embedded_worker: bool = True
     job_lease_seconds: int = 60
@@ -100,6 +102,9 @@ class Settings:
             ),
             date_order=_env_choice(env, "GROUP_ORDERS_DATE_ORDER", ("DMY", "MDY"), "DMY"),
             embedded_worker=env.get("GROUP_ORDERS_EMBEDDED_WORKER", "1") not in ("0", "false"),
+            route_cache_seconds=float(
+                env.get("GROUP_ORDERS_ROUTE_CACHE_SECONDS", defaults.route_cache_seconds)
+            ),
             job_lease_seconds=_env_int(
                 env, "GROUP_ORDERS_JOB_LEASE_SECONDS", defaults.job_lease_seconds
             ),

@@ -7,6 +7,7 @@ again with ``group-orders routes``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -94,9 +95,11 @@ async def check_routes(engine: AsyncEngine, routes: Iterable[str]) -> None:
     wanted = sorted(set(routes))
     if not wanted:
         return
-    query = _STATE_QUERY.where(api_route_table.c.name.in_(wanted))
-    async with engine.connect() as connection:
-        states = {row.route: row for row in (await connection.execute(query)).all()}
+    states = {state.route: state for state in await list_routes(engine)}
+    _raise_for_withdrawn(states, wanted)
+
+
+def _raise_for_withdrawn(states: Mapping[str, RouteState], wanted: Iterable[str]) -> None:
     for route in wanted:
         state = states.get(route)
         if state is None or not state.route_deployed:
@@ -121,3 +124,28 @@ async def set_deployed(engine: AsyncEngine, name: str, *, deployed: bool) -> str
             if result.rowcount:
                 return kind
     raise LookupError(f"no route or service is named {name!r}")
+
+
+class RouteSwitches:
+    """The switches of every route, read at most once per ``ttl_seconds`` per process.
+
+    Every request checks its routes; reading them from the database each time would be
+    one more statement per request. A withdrawal therefore reaches a running server
+    within ``ttl_seconds`` (0 reads every time).
+    """
+
+    def __init__(self, engine: AsyncEngine, ttl_seconds: float) -> None:
+        self._engine = engine
+        self._ttl = ttl_seconds
+        self._states: dict[str, RouteState] = {}
+        self._read_at = float("-inf")
+
+    async def check(self, routes: Iterable[str]) -> None:
+        wanted = sorted(set(routes))
+        if not wanted:
+            return
+        now = time.monotonic()
+        if self._ttl <= 0 or now - self._read_at >= self._ttl:
+            self._states = {state.route: state for state in await list_routes(self._engine)}
+            self._read_at = now
+        _raise_for_withdrawn(self._states, wanted)

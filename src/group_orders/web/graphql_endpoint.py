@@ -49,7 +49,7 @@ from group_orders.schema.execution import (
     PreparedOperation,
     RequestErrors,
 )
-from group_orders.services.routes import check_routes
+from group_orders.services.routes import RouteSwitches
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
@@ -74,6 +74,7 @@ class GraphQLService:
     links: LinkSigner
     storage: LocalStorage
     wake_worker: Callable[[], None]
+    routes: RouteSwitches
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -444,7 +445,7 @@ class GraphQLEndpoint:
 
     async def _check_routes(self, prepared: PreparedOperation) -> None:
         try:
-            await check_routes(self.service.engine, prepared.routes)
+            await self.service.routes.check(prepared.routes)
         except ApiError as error:
             raise RequestErrors(
                 [{"message": error.message, "extensions": error.extensions()}]
