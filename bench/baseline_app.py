@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import aiosqlite
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -81,7 +81,10 @@ async def _session(request: Request) -> Any:
 
 async def group_order(request: Request) -> Response:
     session = await _session(request)
-    body = orjson.loads(await request.body())
+    try:
+        body = orjson.loads(await request.body())
+    except ClientDisconnect:  # wrk hangs up at the end of a run
+        return Response(status_code=499)
     raw_id = uuid.UUID(body["variables"]["id"]).hex
     rows = await state["db"].execute_fetchall(
         f"SELECT {COLUMNS} FROM group_order WHERE id = ?",

@@ -62,12 +62,14 @@ def settings(tmp_path: Path, template: Template) -> Settings:
     shutil.copyfile(template.database, tmp_path / "db.sqlite")
     shutil.copytree(template.files, tmp_path / "files")
     # Tests run jobs themselves (``jobs.run_until_idle()``), so that they know when.
-    # Switches are read on every request, so that a test's withdrawal counts at once.
+    # Switches and tokens are read on every request, so that a test's withdrawal or
+    # revocation counts at once.
     return Settings(
         database_url=sqlite_url(tmp_path / "db.sqlite"),
         data_dir=tmp_path,
         embedded_worker=False,
         route_cache_seconds=0,
+        token_cache_seconds=0,
     )
 
 

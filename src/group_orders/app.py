@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from group_orders.auth.identity import Authenticator
 from group_orders.db.engine import create_engine
 from group_orders.db.migrate import upgrade
 from group_orders.errors import ApiError
@@ -77,6 +79,11 @@ def create_app(settings: Settings) -> Starlette:
         storage=storage,
         wake_worker=jobs.wake,
         routes=RouteSwitches(engine, settings.route_cache_seconds),
+        authenticator=Authenticator(
+            engine,
+            ttl_seconds=settings.token_cache_seconds,
+            last_used_write_interval=timedelta(seconds=settings.last_used_write_interval_seconds),
+        ),
     )
 
     @asynccontextmanager

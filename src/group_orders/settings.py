@@ -57,8 +57,10 @@ class Settings:
     max_sheet_rows: int = 1_048_576
     # Files of at least this many rows get their result files written by a second process.
     result_files_process_from_rows: int = 20_000
-    # How long a process trusts what it read of the route and service switches.
+    # How long a process trusts what it read of the route and service switches, and of a
+    # token's session and records (a revocation reaches a running server after as long).
     route_cache_seconds: float = 2.0
+    token_cache_seconds: float = 5.0
     # Jobs: the embedded worker runs in the server process unless turned off.
     embedded_worker: bool = True
     job_lease_seconds: int = 60
@@ -104,6 +106,9 @@ class Settings:
             embedded_worker=env.get("GROUP_ORDERS_EMBEDDED_WORKER", "1") not in ("0", "false"),
             route_cache_seconds=float(
                 env.get("GROUP_ORDERS_ROUTE_CACHE_SECONDS", defaults.route_cache_seconds)
+            ),
+            token_cache_seconds=float(
+                env.get("GROUP_ORDERS_TOKEN_CACHE_SECONDS", defaults.token_cache_seconds)
             ),
             job_lease_seconds=_env_int(
                 env, "GROUP_ORDERS_JOB_LEASE_SECONDS", defaults.job_lease_seconds

@@ -7,8 +7,9 @@ well-formed or not, is hashed and looked up by its hash with the same statement.
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -139,25 +140,16 @@ _APPLICATION_TOKEN_QUERY = (
 )
 
 
-async def authenticate(
-    engine: AsyncEngine,
-    token: str | None,
-    *,
-    now: datetime,
-    last_used_write_interval: timedelta,
-) -> Identity:
-    """The identity behind a bearer token.
+def _missing_token() -> ApiError:
+    return ApiError(
+        "missing-param",
+        "A token is required: send it as 'Authorization: Bearer <token>'.",
+        param="token",
+    )
 
-    Raises ``missing-param`` without a token, ``invalid-token`` for a malformed, unknown
-    or revoked one, and ``session-expired`` for a session past its time.
-    """
-    if token is None:
-        raise ApiError(
-            "missing-param",
-            "A token is required: send it as 'Authorization: Bearer <token>'.",
-            param="token",
-        )
-    token_hash = hash_token(token)
+
+async def _look_up(engine: AsyncEngine, token: str, token_hash: str) -> Identity:
+    """The identity stored for a token, not yet checked for expiry."""
     kind = token_kind(token)
     query = _APPLICATION_TOKEN_QUERY if kind is TokenKind.application else _SESSION_QUERY
     async with engine.connect() as connection:
@@ -173,34 +165,89 @@ async def authenticate(
         return Identity(
             application=application, client=client, token_name=row.name, token_id=row.id
         )
-
-    session = SessionRecord(
-        id=row.id,
-        application=application,
-        created_at=as_utc(row.created_at),
-        last_used_at=as_utc(row.last_used_at),
-        remember_me=row.remember_me,
-    )
-    expires_at = session.expires_at
-    if expires_at is not None and expires_at <= now:
-        raise ApiError(
-            "session-expired",
-            "The session has expired. Sign in again.",
-            param="token",
-        )
-    if now - session.last_used_at >= last_used_write_interval:
-        await _touch_session(engine, session.id, now, now - last_used_write_interval)
-        session = SessionRecord(
-            session.id, session.application, session.created_at, now, session.remember_me
-        )
     return Identity(
         application=application,
-        session=session,
+        session=SessionRecord(
+            id=row.id,
+            application=application,
+            created_at=as_utc(row.created_at),
+            last_used_at=as_utc(row.last_used_at),
+            remember_me=row.remember_me,
+        ),
         user=UserRecord(row.user_id, row.email, row.user_name),
         client=client,
         employee_id=row.employee_id,
         liaison_id=row.liaison_id,
     )
+
+
+class Authenticator:
+    """Turns bearer tokens into identities, remembering good ones for ``ttl_seconds``.
+
+    Every request needs its identity; reading it from the database each time is one more
+    statement per request. So a revocation, or a new record of the user, reaches a
+    running server within ``ttl_seconds`` (0 reads every time). Expiry is checked on
+    every request all the same, and ``lastUsedAt`` is written back at most once per
+    ``last_used_write_interval``.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        ttl_seconds: float,
+        last_used_write_interval: timedelta,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._engine = engine
+        self._ttl = ttl_seconds
+        self._interval = last_used_write_interval
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, Identity]] = {}
+
+    async def authenticate(self, token: str | None, *, now: datetime) -> Identity:
+        """The identity behind a bearer token.
+
+        Raises ``missing-param`` without a token, ``invalid-token`` for a malformed,
+        unknown or revoked one, and ``session-expired`` for a session past its time.
+        """
+        if token is None:
+            raise _missing_token()
+        token_hash = hash_token(token)
+        cached = self._cached(token_hash)
+        identity = cached or await _look_up(self._engine, token, token_hash)
+        session = identity.session
+        if session is not None:
+            expires_at = session.expires_at
+            if expires_at is not None and expires_at <= now:
+                self._cache.pop(token_hash, None)
+                raise ApiError(
+                    "session-expired", "The session has expired. Sign in again.", param="token"
+                )
+            if now - session.last_used_at >= self._interval:
+                await _touch_session(self._engine, session.id, now, now - self._interval)
+                identity = replace(identity, session=replace(session, last_used_at=now))
+        self._remember(token_hash, identity, fresh=cached is None)
+        return identity
+
+    def _cached(self, token_hash: str) -> Identity | None:
+        if self._ttl <= 0:
+            return None
+        entry = self._cache.get(token_hash)
+        if entry is None or time.monotonic() - entry[0] >= self._ttl:
+            return None
+        return entry[1]
+
+    def _remember(self, token_hash: str, identity: Identity, *, fresh: bool) -> None:
+        if self._ttl <= 0:
+            return
+        entry = self._cache.get(token_hash)
+        if entry is None and len(self._cache) >= self._max_entries:
+            # Forget the oldest remembered token; a busy server keeps the active ones.
+            self._cache.pop(next(iter(self._cache)))
+        # A cached identity keeps the time it was read, so it is read again on time.
+        fetched_at = time.monotonic() if fresh or entry is None else entry[0]
+        self._cache[token_hash] = (fetched_at, identity)
 
 
 async def _touch_session(

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -38,7 +38,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Message
 from strawberry.file_uploads.utils import replace_placeholders_with_files
 
-from group_orders.auth.identity import Identity, authenticate
+from group_orders.auth.identity import Authenticator, Identity
 from group_orders.auth.tokens import bearer_token
 from group_orders.errors import ApiError, error_extensions
 from group_orders.schema.context import RequestContext
@@ -75,6 +75,7 @@ class GraphQLService:
     storage: LocalStorage
     wake_worker: Callable[[], None]
     routes: RouteSwitches
+    authenticator: Authenticator
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -424,14 +425,7 @@ class GraphQLEndpoint:
             # Tools read the schema before anyone signs in.
             return None
         try:
-            return await authenticate(
-                self.service.engine,
-                token,
-                now=now,
-                last_used_write_interval=timedelta(
-                    seconds=self.service.settings.last_used_write_interval_seconds
-                ),
-            )
+            return await self.service.authenticator.authenticate(token, now=now)
         except ApiError:
             raise
         except Exception as error:
