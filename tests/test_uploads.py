@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import sys
 import uuid
 
 import httpx
@@ -15,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import GraphQL
-from group_orders.db.engine import create_engine
 from group_orders.db.tables import group_order_row_table, group_order_table, job_table
 from group_orders.services.demo import DemoData, demo_id
 from group_orders.settings import Settings
@@ -461,6 +461,24 @@ async def test_a_failed_group_order_can_be_retried(settings: Settings, demo: Dem
     )
 
 
+DOOMED_WORKER = """
+import asyncio, sys
+from pathlib import Path
+from group_orders.db.engine import create_engine
+from group_orders.settings import Settings
+from group_orders.storage.local import LocalStorage
+from group_orders.worker.runner import JobRunner
+
+settings = Settings(
+    database_url=sys.argv[1], data_dir=Path(sys.argv[2]), job_lease_seconds=1,
+    embedded_worker=False,
+)
+engine = create_engine(settings)
+runner = JobRunner(engine, LocalStorage(settings.data_dir / "files"), settings, "doomed")
+asyncio.run(runner.run_once())
+"""
+
+
 async def test_a_job_whose_worker_died_mid_file_is_taken_over_without_duplicates(
     client: httpx.AsyncClient,
     demo: DemoData,
@@ -468,33 +486,32 @@ async def test_a_job_whose_worker_died_mid_file_is_taken_over_without_duplicates
     settings: Settings,
     app: object,
 ) -> None:
-    # given: a file of several batches, and a worker with a short lease
+    # given: a file of several batches, and a worker process with a short lease
     rows = [good_row(n) for n in range(1, 3_501)]
     rows[1_200]["quantity"] = "-1"
     group_order_id = await uploaded_id(await upload(client, demo.tokens["client"], csv_bytes(rows)))
     storage = app.state.storage  # type: ignore[attr-defined]
-    short_lease = settings.with_changes(job_lease_seconds=1)
-    # The doomed worker has its own connections, as a worker process would.
-    doomed_engine = create_engine(short_lease)
-    doomed = JobRunner(doomed_engine, storage, short_lease, worker_id="doomed")
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DOOMED_WORKER, settings.database_url, str(settings.data_dir)
+    )
 
-    # when: it dies after its first batches: its task is killed and its connections go
-    # with it, as when its process dies; nothing else cleans up
-    task = asyncio.create_task(doomed.run_once())
-    for _ in range(1_000):
+    # when: it is killed (SIGKILL: nothing cleans up) after its first batches
+    for _ in range(2_000):
         current = await state(client, demo.tokens["client"], group_order_id)
         if current["progress"]["processedRows"] >= 1_000:
             break
         await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await doomed_engine.dispose()
-    await asyncio.sleep(1.1)
-    rescuer = JobRunner(engine, storage, short_lease, worker_id="rescuer")
+    doomed.kill()
+    await doomed.wait()
+    await asyncio.sleep(1.1)  # the lease runs out
+    rescuer = JobRunner(
+        engine, storage, settings.with_changes(job_lease_seconds=1), worker_id="rescuer"
+    )
     ran = await rescuer.run_until_idle()
     final = await state(client, demo.tokens["client"], group_order_id)
 
+    # then: it really died mid-file
+    assert 1_000 <= current["progress"]["processedRows"] < 3_500
     # then: every row once, counts right, files complete
     assert ran == 1
     assert (final["status"], final["totalOrders"], final["successfulOrders"]) == (

@@ -22,7 +22,9 @@ async def group_order(
     context = info.context
     access = await context.access(application)
     check_view(info, GROUP_ORDER_VIEWS[view], access.role)
-    record = await get_group_order(context.engine, id, access)
+    record = await get_group_order(
+        context.engine, id, access, load=context.loaders.group_orders.load
+    )
     return GroupOrderType.from_record(record, access, context)
 
 

@@ -61,9 +61,12 @@ class RequestContext:
     wake_worker: Callable[[], None] = field(default=lambda: None)
     _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
 
+    # Given for the operations of one batch, so that they load together.
+    shared_loaders: Loaders | None = None
+
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.engine)
+        return self.shared_loaders or Loaders(self.engine)
 
     def require_identity(self) -> Identity:
         if self.identity is None:

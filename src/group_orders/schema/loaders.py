@@ -1,4 +1,5 @@
-"""DataLoaders, made per operation: nested fields of a list load in one statement each.
+"""DataLoaders, made per HTTP request: nested fields of a list load in one statement
+each, and so do the group orders of a batch's operations.
 
 A page of 100 group orders with their client, uploader, rows and the session's liaison
 clients costs the same number of statements as a page of one.
@@ -10,6 +11,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
@@ -18,6 +20,7 @@ from group_orders.auth.identity import ClientRecord, UserRecord
 from group_orders.services.group_orders import (
     RowPage,
     clients_by_id,
+    group_order_rows,
     rows_of_many,
     users_by_id,
 )
@@ -40,6 +43,14 @@ class Loaders:
         self.liaison_clients: DataLoader[uuid.UUID, list[ClientRecord]] = DataLoader(
             self._liaison_clients
         )
+        # Not cached: a mutation earlier in a batch may have changed the row since.
+        self.group_orders: DataLoader[uuid.UUID, RowMapping | None] = DataLoader(
+            self._group_orders, cache=False
+        )
+
+    async def _group_orders(self, ids: list[uuid.UUID]) -> list[RowMapping | None]:
+        found = await group_order_rows(self._engine, list(dict.fromkeys(ids)))
+        return [found.get(key) for key in ids]
 
     async def _clients(self, ids: list[uuid.UUID]) -> list[ClientRecord | None]:
         found = await clients_by_id(self._engine, ids)

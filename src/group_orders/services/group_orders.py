@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,15 +95,32 @@ def parse_id(value: str, *, param: str = "id") -> uuid.UUID:
         ) from None
 
 
-async def get_group_order(engine: AsyncEngine, raw_id: str, access: Access) -> GroupOrderRecord:
-    """The group order ``raw_id`` if ``access`` may see it.
+async def group_order_rows(
+    engine: AsyncEngine, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RowMapping]:
+    """The ``group_order`` rows of these ids, in one statement."""
+    query = sa.select(group_order_table).where(group_order_table.c.id.in_(ids))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return {row["id"]: row for row in rows}
+
+
+async def get_group_order(
+    engine: AsyncEngine,
+    raw_id: str,
+    access: Access,
+    load: Callable[[uuid.UUID], Awaitable[RowMapping | None]] | None = None,
+) -> GroupOrderRecord:
+    """The group order ``raw_id`` if ``access`` may see it; ``load`` reads its row (a
+    DataLoader batches the reads of concurrent operations into one statement).
 
     An id outside the caller's scope is answered exactly as an unknown id.
     """
     group_order_id = parse_id(raw_id)
-    query = sa.select(group_order_table).where(group_order_table.c.id == group_order_id)
-    async with engine.connect() as connection:
-        row = (await connection.execute(query)).mappings().first()
+    if load is not None:
+        row = await load(group_order_id)
+    else:
+        row = (await group_order_rows(engine, [group_order_id])).get(group_order_id)
     if row is None or not access.may_see(row["client_id"]):
         raise ApiError("invalid-param", _UNKNOWN_ID, param="id")
     return record_from_row(row)

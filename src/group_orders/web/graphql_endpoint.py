@@ -49,6 +49,7 @@ from group_orders.schema.execution import (
     PreparedOperation,
     RequestErrors,
 )
+from group_orders.schema.loaders import Loaders
 from group_orders.services.routes import RouteSwitches
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
@@ -345,8 +346,10 @@ class GraphQLEndpoint:
         now = datetime.now(UTC)
         operations = [item for item in items if isinstance(item, OperationRequest)]
         identity = await self._identify(request, operations, now)
+        # One set of loaders for the whole batch: its operations' reads go together.
+        loaders = Loaders(self.service.engine)
         bodies = await asyncio.gather(
-            *(self._batch_item(request, item, identity, now) for item in items)
+            *(self._batch_item(request, item, identity, now, loaders) for item in items)
         )
         # The array itself is a success whatever its items hold: each item carries its
         # own codes and statuses, which no single HTTP status could sum up.
@@ -358,12 +361,13 @@ class GraphQLEndpoint:
         item: OperationRequest | ApiError,
         identity: Identity | None,
         now: datetime,
+        loaders: Loaders,
     ) -> dict[str, Any]:
         """One slot of a batch's answer: whatever goes wrong here stays in this slot."""
         if isinstance(item, ApiError):
             return _error_body(item)
         try:
-            body, _status = await self._run_operation(request, item, identity, now)
+            body, _status = await self._run_operation(request, item, identity, now, loaders=loaders)
         except ApiError as error:
             return _error_body(error)
         except Exception as error:
@@ -378,6 +382,7 @@ class GraphQLEndpoint:
         now: datetime,
         *,
         multipart: bool = False,
+        loaders: Loaders | None = None,
     ) -> tuple[dict[str, Any], int]:
         """One operation's response body, and the table's HTTP status of its request
         error (200 when it executed).
@@ -411,6 +416,7 @@ class GraphQLEndpoint:
                 request_id=uuid.uuid4().hex,
                 storage=self.service.storage,
                 wake_worker=self.service.wake_worker,
+                shared_loaders=loaders,
             )
             return await self.service.runner.execute(prepared, operation, context), 200
         except RequestErrors as errors:
