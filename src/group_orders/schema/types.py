@@ -23,7 +23,7 @@ from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
 from group_orders.schema.loaders import RowsKey
 from group_orders.schema.selection import check_view
-from group_orders.services.group_orders import GroupOrderRecord, RowRecord
+from group_orders.services.group_orders import GroupOrderRecord, RowRecord, check_page_size
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
 from group_orders.services.stats import GroupOrderStats
@@ -226,9 +226,6 @@ class GroupOrderRowConnection:
     total_count: int
 
 
-MAX_PAGE_SIZE = 100
-
-
 def row_cursor(source_row: int) -> str:
     return base64.urlsafe_b64encode(f"row:{source_row}".encode()).decode()
 
@@ -312,12 +309,7 @@ class GroupOrderType:
         first: int = 20,
         after: str | None = None,
     ) -> GroupOrderRowConnection:
-        if not 1 <= first <= MAX_PAGE_SIZE:
-            raise ApiError(
-                "invalid-param",
-                f"'first' must be between 1 and {MAX_PAGE_SIZE}.",
-                param="first",
-            )
+        check_page_size(first)
         page = await info.context.loaders.rows.load(
             RowsKey(
                 self.record_id, status.value if status else None, first, parse_row_cursor(after)

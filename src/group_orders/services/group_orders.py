@@ -28,6 +28,16 @@ from group_orders.errors import ApiError
 
 _UNKNOWN_ID = "No group order has this id."
 
+MAX_PAGE_SIZE = 100
+
+
+def check_page_size(first: int) -> None:
+    """Pages of lists (group orders, rows) hold 1 to ``MAX_PAGE_SIZE`` items."""
+    if not 1 <= first <= MAX_PAGE_SIZE:
+        raise ApiError(
+            "invalid-param", f"'first' must be between 1 and {MAX_PAGE_SIZE}.", param="first"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class GroupOrderRecord:

@@ -22,9 +22,11 @@ from group_orders.auth.access import Access
 from group_orders.db.tables import as_utc, group_order_table
 from group_orders.enums import GroupOrderOutcome, GroupOrderStatus
 from group_orders.errors import ApiError
-from group_orders.services.group_orders import GroupOrderRecord, record_from_row
-
-MAX_PAGE_SIZE = 100
+from group_orders.services.group_orders import (
+    GroupOrderRecord,
+    check_page_size,
+    record_from_row,
+)
 
 
 class GroupOrderOrder(Enum):
@@ -114,10 +116,7 @@ async def list_group_orders(
 ) -> GroupOrderPage:
     """A page of the group orders ``access`` may see that match ``query``; with
     ``count``, also how many match in all."""
-    if not 1 <= first <= MAX_PAGE_SIZE:
-        raise ApiError(
-            "invalid-param", f"'first' must be between 1 and {MAX_PAGE_SIZE}.", param="first"
-        )
+    check_page_size(first)
     table = group_order_table
     conditions = scope_conditions(access, query)
     newest_first = query.order is GroupOrderOrder.newest_first
