@@ -227,7 +227,7 @@ async def test_graphiql_is_off_in_production(settings: Settings) -> None:
     # given
     from group_orders.app import create_app
 
-    app = create_app(settings.with_changes(environment="production"))
+    app = create_app(settings.with_changes(environment="production", secret_key="s" * 40))
 
     # when
     async with app.router.lifespan_context(app):

@@ -25,6 +25,7 @@ from group_orders.db.engine import create_engine
 from group_orders.db.migrate import upgrade
 from group_orders.errors import ApiError
 from group_orders.schema.execution import OperationRunner
+from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
@@ -66,6 +67,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
+    settings.check()
     engine = create_engine(settings)
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
@@ -74,7 +76,15 @@ def create_app(settings: Settings) -> Starlette:
     service = GraphQLService(
         settings=settings,
         engine=engine,
-        runner=OperationRunner(schema, max_tokens=settings.max_query_tokens),
+        runner=OperationRunner(
+            schema,
+            limits=QueryLimits(
+                max_tokens=settings.max_query_tokens,
+                max_depth=settings.max_query_depth,
+                max_aliases=settings.max_aliases,
+            ),
+            production=settings.production,
+        ),
         links=links,
         storage=storage,
         wake_worker=jobs.wake,

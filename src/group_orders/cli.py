@@ -400,6 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
+        settings.check()
         handler: Callable[[Settings, argparse.Namespace], int] = args.handler
         return handler(settings, args)
     except (CommandError, ValueError) as error:

@@ -37,8 +37,10 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("var"))
     # A JSON GraphQL request is small; uploads get their own, larger limit.
     max_body_bytes: int = 1_000_000
-    # graphql-core refuses documents with more tokens than this while parsing.
+    # Limits on a GraphQL document, each answered invalid-param naming it.
     max_query_tokens: int = 5_000
+    max_query_depth: int = 12
+    max_aliases: int = 30
     # Operations in one HTTP batch (a JSON array); past it the whole batch is refused.
     max_batch_operations: int = 20
     sqlite_busy_timeout_ms: int = 5_000
@@ -76,6 +78,21 @@ class Settings:
     def production(self) -> bool:
         return self.environment == "production"
 
+    def check(self) -> None:
+        """Refuse settings a production server must not run with, saying why."""
+        if self.environment not in ("development", "production"):
+            raise ValueError(
+                f"GROUP_ORDERS_ENV must be development or production, not {self.environment!r}"
+            )
+        if not self.production:
+            return
+        if self.secret_key == Settings().secret_key or len(self.secret_key) < 32:
+            raise ValueError(
+                "production needs GROUP_ORDERS_SECRET_KEY: at least 32 characters of your own "
+                "(it signs file links; the development default is public). For example: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Self:
         env = dict(os.environ if environ is None else environ)
@@ -88,6 +105,8 @@ class Settings:
             max_query_tokens=_env_int(
                 env, "GROUP_ORDERS_MAX_QUERY_TOKENS", defaults.max_query_tokens
             ),
+            max_query_depth=_env_int(env, "GROUP_ORDERS_MAX_QUERY_DEPTH", defaults.max_query_depth),
+            max_aliases=_env_int(env, "GROUP_ORDERS_MAX_ALIASES", defaults.max_aliases),
             max_batch_operations=_env_int(
                 env, "GROUP_ORDERS_MAX_BATCH_OPERATIONS", defaults.max_batch_operations
             ),

@@ -38,10 +38,15 @@ from graphql import (
 from graphql.language import Node
 from graphql.pyutils import is_awaitable
 from graphql.type import is_required_argument
-from graphql.validation import ASTValidationRule, ProvidedRequiredArgumentsRule
+from graphql.validation import (
+    ASTValidationRule,
+    NoSchemaIntrospectionCustomRule,
+    ProvidedRequiredArgumentsRule,
+)
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from group_orders.errors import ApiError, error_extensions
+from group_orders.schema.limits import QueryLimits, check_shape, check_tokens
 from group_orders.schema.selection import selected_fields
 
 logger = logging.getLogger("group_orders.graphql")
@@ -194,11 +199,22 @@ class OperationRunner:
     """
 
     def __init__(
-        self, schema: strawberry.Schema, *, max_tokens: int, cache_size: int = 512
+        self,
+        schema: strawberry.Schema,
+        *,
+        limits: QueryLimits,
+        production: bool = False,
+        cache_size: int = 512,
     ) -> None:
         self._schema: GraphQLSchema = schema._schema
-        self._max_tokens = max_tokens
+        self._limits = limits
         self._cache_size = cache_size
+        # In production the schema is not for browsing: no introspection, and no "did you
+        # mean" hints that would spell out field names to a stranger.
+        self._production = production
+        self._rules = (
+            (*VALIDATION_RULES, NoSchemaIntrospectionCustomRule) if production else VALIDATION_RULES
+        )
         # query text -> its document and its validation errors (both depend on the text only)
         self._documents: OrderedDict[str, tuple[DocumentNode, list[dict[str, Any]]]] = OrderedDict()
 
@@ -208,12 +224,18 @@ class OperationRunner:
             self._documents.move_to_end(query)
             return cached
         try:
-            document = parse(query, max_tokens=self._max_tokens)
+            check_tokens(query, self._limits.max_tokens)
+            document = parse(query, max_tokens=self._limits.max_tokens)
+            check_shape(document, self._limits)
+        except ApiError as error:
+            raise RequestErrors(
+                [{"message": error.message, "extensions": error.extensions()}]
+            ) from None
         except GraphQLSyntaxError as error:
             formatted = format_error(error)
             formatted["extensions"] = error_extensions("invalid-param", param="query")
             raise RequestErrors([formatted]) from None
-        errors = validate(self._schema, document, VALIDATION_RULES)
+        errors = validate(self._schema, document, self._rules, hide_suggestions=self._production)
         cached = (document, [format_error(error, document) for error in errors])
         self._documents[query] = cached
         if len(self._documents) > self._cache_size:
