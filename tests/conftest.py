@@ -70,6 +70,8 @@ def settings(tmp_path: Path, template: Template) -> Settings:
         embedded_worker=False,
         route_cache_seconds=0,
         token_cache_seconds=0,
+        # Tests of bad tokens would trip the limiter; its own tests turn it on.
+        auth_failure_limit=0,
     )
 
 

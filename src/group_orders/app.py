@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from group_orders.auth.identity import Authenticator
+from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.db.engine import create_engine
 from group_orders.db.migrate import upgrade
 from group_orders.errors import ApiError
@@ -89,6 +90,10 @@ def create_app(settings: Settings) -> Starlette:
         storage=storage,
         wake_worker=jobs.wake,
         routes=RouteSwitches(engine, settings.route_cache_seconds),
+        failures=FailureLimiter(
+            max_failures=settings.auth_failure_limit,
+            window_seconds=settings.auth_failure_window_seconds,
+        ),
         authenticator=Authenticator(
             engine,
             ttl_seconds=settings.token_cache_seconds,

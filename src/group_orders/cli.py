@@ -91,7 +91,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     else:
         _run(settings, lambda _engine: _done())
     print(f"group-orders listening on {base_url}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn's access log would print paths with their query strings, signed file links
+    # included; the service logs its own line per request instead.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+    )
     return 0
 
 

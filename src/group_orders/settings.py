@@ -63,6 +63,9 @@ class Settings:
     # token's session and records (a revocation reaches a running server after as long).
     route_cache_seconds: float = 2.0
     token_cache_seconds: float = 5.0
+    # Failed authentications per client address in a window before rate-limited (0: off).
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 60.0
     # Jobs: the embedded worker runs in the server process unless turned off.
     embedded_worker: bool = True
     job_lease_seconds: int = 60
@@ -125,6 +128,15 @@ class Settings:
             embedded_worker=env.get("GROUP_ORDERS_EMBEDDED_WORKER", "1") not in ("0", "false"),
             route_cache_seconds=float(
                 env.get("GROUP_ORDERS_ROUTE_CACHE_SECONDS", defaults.route_cache_seconds)
+            ),
+            auth_failure_limit=_env_int(
+                env, "GROUP_ORDERS_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit
+            ),
+            auth_failure_window_seconds=float(
+                env.get(
+                    "GROUP_ORDERS_AUTH_FAILURE_WINDOW_SECONDS",
+                    defaults.auth_failure_window_seconds,
+                )
             ),
             token_cache_seconds=float(
                 env.get("GROUP_ORDERS_TOKEN_CACHE_SECONDS", defaults.token_cache_seconds)

@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.formparsers import MultiPartException
@@ -39,6 +42,7 @@ from starlette.types import Message
 from strawberry.file_uploads.utils import replace_placeholders_with_files
 
 from group_orders.auth.identity import Authenticator, Identity
+from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.auth.tokens import bearer_token
 from group_orders.errors import ApiError, error_extensions
 from group_orders.schema.context import RequestContext
@@ -77,6 +81,7 @@ class GraphQLService:
     wake_worker: Callable[[], None]
     routes: RouteSwitches
     authenticator: Authenticator
+    failures: FailureLimiter
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -258,17 +263,63 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept and "query" not in request.query_params
 
 
+@dataclass
+class RequestLog:
+    """What the request's log line says: who, what came of it, how long it took. Never a
+    token, a link or a row's data."""
+
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    requester: str | None = None
+    operations: int = 0
+    codes: list[str] = field(default_factory=list)
+
+    def note(self, body: dict[str, Any]) -> None:
+        errors = body.get("errors") or []
+        self.codes += [error["extensions"]["code"] for error in errors] or ["action-successful"]
+
+    def line(self, status: int) -> str:
+        return orjson.dumps(
+            {
+                "event": "request",
+                "requestId": self.request_id,
+                "requester": self.requester,
+                "operations": self.operations,
+                "httpStatus": status,
+                "codes": sorted(set(self.codes)),
+                "durationMs": round((time.perf_counter() - self.started) * 1000, 2),
+            }
+        ).decode()
+
+
+_request_log: ContextVar[RequestLog] = ContextVar("request_log")
+access_logger = logging.getLogger("group_orders.access")
+
+
 class GraphQLEndpoint:
     def __init__(self, service: GraphQLService) -> None:
         self.service = service
 
     async def handle(self, request: Request) -> Response:
+        log = RequestLog()
+        _request_log.set(log)
+        response = await self._answer(request)
+        response.headers["X-Request-Id"] = log.request_id
+        access_logger.info(log.line(response.status_code))
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         media_type = response_media_type(request)
         try:
             return await self._handle(request, media_type)
         except ApiError as error:
-            headers = {"Allow": "GET, POST"} if error.param == "method" else None
-            status = 405 if error.param == "method" else None
+            _request_log.get().codes.append(error.code)
+            headers = None
+            status = None
+            if error.param == "method":
+                headers, status = {"Allow": "GET, POST"}, 405
+            elif error.code == "rate-limited":
+                headers = {"Retry-After": str(error.extra["retryAfter"])}
             return api_error_response(error, media_type=media_type, status=status, headers=headers)
 
     async def _handle(self, request: Request, media_type: str) -> Response:
@@ -323,6 +374,9 @@ class GraphQLEndpoint:
             return self._get_mutation(media_type)
         if media_type != GRAPHQL_RESPONSE_JSON:
             status = 200
+        log = _request_log.get()
+        log.operations = 1
+        log.note(body)
         return json_response(body, status=status, media_type=media_type)
 
     async def _run_batch(self, request: Request, media_type: str, payload: list[Any]) -> Response:
@@ -353,6 +407,10 @@ class GraphQLEndpoint:
         )
         # The array itself is a success whatever its items hold: each item carries its
         # own codes and statuses, which no single HTTP status could sum up.
+        log = _request_log.get()
+        log.operations = len(bodies)
+        for body in bodies:
+            log.note(body)
         return json_response(bodies, media_type=media_type)
 
     async def _batch_item(
@@ -413,7 +471,7 @@ class GraphQLEndpoint:
                 now=now,
                 links=self.service.links,
                 base_url=settings.public_base_url or str(request.base_url),
-                request_id=uuid.uuid4().hex,
+                request_id=_request_log.get().request_id,
                 storage=self.service.storage,
                 wake_worker=self.service.wake_worker,
                 shared_loaders=loaders,
@@ -430,9 +488,26 @@ class GraphQLEndpoint:
         if token is None and all(self._introspection_only(op) for op in operations):
             # Tools read the schema before anyone signs in.
             return None
+        address = request.client.host if request.client else "unknown"
+        clock = time.monotonic()
+        if token is not None:
+            wait = self.service.failures.retry_after(address, clock)
+            if wait is not None:
+                raise ApiError(
+                    "rate-limited",
+                    f"Too many failed authentications from this address. Retry after "
+                    f"{wait} seconds.",
+                    param="token",
+                    extra={"retryAfter": wait},
+                )
         try:
-            return await self.service.authenticator.authenticate(token, now=now)
-        except ApiError:
+            identity = await self.service.authenticator.authenticate(token, now=now)
+            _request_log.get().requester = identity.requester_key
+            return identity
+        except ApiError as error:
+            if error.code == "invalid-token":
+                weight = sum(_attempts(operation) for operation in operations)
+                self.service.failures.record(address, clock, weight)
             raise
         except Exception as error:
             raise _identify_failure(error) from error
@@ -459,6 +534,23 @@ class GraphQLEndpoint:
         return api_error_response(
             error, media_type=media_type, status=405, headers={"Allow": "POST"}
         )
+
+
+def _attempts(operation: OperationRequest) -> int:
+    """How many things an operation asks for at its root, aliases included: what a
+    failed authentication of it weighs."""
+    try:
+        document = parse(operation.query, max_tokens=1_000, no_location=True)
+    except GraphQLError:
+        return 1
+    return max(
+        1,
+        sum(
+            len(definition.selection_set.selections)
+            for definition in document.definitions
+            if isinstance(definition, OperationDefinitionNode)
+        ),
+    )
 
 
 def _identify_failure(error: Exception) -> ApiError:
