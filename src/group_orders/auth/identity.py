@@ -106,7 +106,6 @@ _SESSION_QUERY = (
         _sessions.c.created_at,
         _sessions.c.last_used_at,
         _sessions.c.remember_me,
-        _sessions.c.revoked_at,
         _applications.c.slug,
         _users.c.id.label("user_id"),
         _users.c.email,
@@ -122,6 +121,9 @@ _SESSION_QUERY = (
     .outerjoin(employee_table, employee_table.c.user_id == _users.c.id)
     .outerjoin(liaison_table, liaison_table.c.user_id == _users.c.id)
     .where(_sessions.c.token_hash == sa.bindparam("token_hash"))
+    # Revoked rows are filtered here, not in Python, so that a revoked token costs what an
+    # unknown one does: no row either way.
+    .where(_sessions.c.revoked_at.is_(None))
 )
 
 _APPLICATION_TOKEN_QUERY = (
@@ -129,7 +131,6 @@ _APPLICATION_TOKEN_QUERY = (
         _tokens.c.id,
         _tokens.c.token_hash,
         _tokens.c.name,
-        _tokens.c.revoked_at,
         _applications.c.slug,
         _clients.c.id.label("client_id"),
         _clients.c.name.label("client_name"),
@@ -137,6 +138,7 @@ _APPLICATION_TOKEN_QUERY = (
     .join(_applications, _applications.c.id == _tokens.c.application_id)
     .outerjoin(_clients, _clients.c.id == _tokens.c.client_id)
     .where(_tokens.c.token_hash == sa.bindparam("token_hash"))
+    .where(_tokens.c.revoked_at.is_(None))
 )
 
 
@@ -154,7 +156,7 @@ async def _look_up(engine: AsyncEngine, token: str, token_hash: str) -> Identity
     query = _APPLICATION_TOKEN_QUERY if kind is TokenKind.application else _SESSION_QUERY
     async with engine.connect() as connection:
         row = (await connection.execute(query, {"token_hash": token_hash})).first()
-    if kind is None or row is None or row.revoked_at is not None:
+    if kind is None or row is None:
         raise _invalid_token()
     if not hmac.compare_digest(row.token_hash, token_hash):
         raise _invalid_token()
