@@ -8,6 +8,7 @@ import io
 import json
 import sys
 import uuid
+import zipfile
 
 import httpx
 import openpyxl
@@ -671,3 +672,50 @@ async def test_a_duplicate_in_a_later_batch_names_the_first_row(
             ]
         },
     }
+
+
+async def test_a_file_over_the_row_limit_is_refused_at_once(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: a limit of 3 rows
+    from group_orders.app import create_app
+
+    app = create_app(settings.with_changes(max_upload_rows=3))
+
+    # when
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            fits = await upload(
+                client, demo.tokens["client"], csv_bytes([good_row(n) for n in (1, 2, 3)])
+            )
+            over = await upload(
+                client, demo.tokens["client"], csv_bytes([good_row(n) for n in range(1, 5)])
+            )
+
+    # then
+    assert "errors" not in fits.json()
+    [error] = over.json()["errors"]
+    assert error["message"] == (
+        "The file has more than 3 rows, the limit of one upload. Split it into several files."
+    )
+    assert error["extensions"] == {"code": "invalid-param", "status": 400, "param": "file"}
+
+
+async def test_a_zip_bomb_is_refused_without_being_opened(
+    client: httpx.AsyncClient, demo: DemoData
+) -> None:
+    # given: a small zip that would unpack to 100 MB of order lines
+    import io as _io
+
+    buffer = _io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("orders.csv", b"external_order_id,sku\n" + b"A-1,SKU-1\n" * 10_000_000)
+
+    # when
+    response = await upload(client, demo.tokens["client"], buffer.getvalue(), filename="o.zip")
+
+    # then: it is not text, so it is not read as orders, let alone unpacked
+    [error] = response.json()["errors"]
+    assert error["message"] == "This is not a text file; upload a CSV file."
+    assert len(buffer.getvalue()) < 1_000_000

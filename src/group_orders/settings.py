@@ -53,6 +53,7 @@ class Settings:
     public_base_url: str | None = None
     # Uploads: the body limit, enforced while it streams.
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_rows: int = 1_000_000
     # How an ambiguous date like 03/04/2026 is read: "DMY" (3 April) or "MDY" (4 March).
     date_order: str = "DMY"
     # Rows per XLSX sheet before a new sheet starts (the format's limit).
@@ -124,6 +125,7 @@ class Settings:
             max_upload_bytes=_env_int(
                 env, "GROUP_ORDERS_MAX_UPLOAD_BYTES", defaults.max_upload_bytes
             ),
+            max_upload_rows=_env_int(env, "GROUP_ORDERS_MAX_UPLOAD_ROWS", defaults.max_upload_rows),
             date_order=_env_choice(env, "GROUP_ORDERS_DATE_ORDER", ("DMY", "MDY"), "DMY"),
             embedded_worker=env.get("GROUP_ORDERS_EMBEDDED_WORKER", "1") not in ("0", "false"),
             route_cache_seconds=float(

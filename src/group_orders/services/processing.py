@@ -20,6 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -173,7 +174,7 @@ async def load_source(engine: AsyncEngine, group_order_id: uuid.UUID) -> GroupOr
     return GroupOrderSource(row.id, row.client_id, GroupOrderStatus(row.status), row.source_key)
 
 
-def _estimate_rows(storage: LocalStorage, key: str) -> int:
+def estimate_rows(path: Path) -> int:
     """Line breaks after the header: the row count, unless fields hold line breaks.
 
     Counting bytes costs milliseconds where parsing twice would cost seconds; the exact
@@ -181,7 +182,7 @@ def _estimate_rows(storage: LocalStorage, key: str) -> int:
     """
     lines = 0
     last = b"\n"
-    with storage.path_of(key).open("rb") as handle:
+    with path.open("rb") as handle:
         while chunk := handle.read(1024 * 1024):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
@@ -304,7 +305,7 @@ async def process_group_order(
         raise Stopped
 
     catalog = await load_catalog(engine, source.client_id)
-    total = await asyncio.to_thread(_estimate_rows, storage, source.source_key)
+    total = await asyncio.to_thread(estimate_rows, storage.path_of(source.source_key))
     if not await _update_running(engine, group_order_id, total_orders=total):
         raise Stopped
 

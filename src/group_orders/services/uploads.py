@@ -28,7 +28,7 @@ from group_orders.services.group_orders import OPEN_STATUSES, parse_id, transiti
 from group_orders.services.ingest.model import FileError, RowError, RowStatus, SourceFile
 from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.validate import RowValidator
-from group_orders.services.processing import load_catalog, validated_batches
+from group_orders.services.processing import estimate_rows, load_catalog, validated_batches
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
 from group_orders.worker import queue
@@ -200,6 +200,12 @@ async def create_group_order_from_upload(
     keep = False
     try:
         source = await asyncio.to_thread(_inspect, temporary)
+        # Line breaks count at least the rows; a file over the limit is refused at once.
+        if await asyncio.to_thread(estimate_rows, temporary) > settings.max_upload_rows:
+            raise FileError(
+                f"The file has more than {settings.max_upload_rows:,} rows, the limit of one "
+                "upload. Split it into several files."
+            )
         if dry_run:
             return UploadOutcome(None, await _dry_run(engine, settings, client_id, temporary))
         keep = True
