@@ -706,9 +706,7 @@ async def test_a_zip_bomb_is_refused_without_being_opened(
     client: httpx.AsyncClient, demo: DemoData
 ) -> None:
     # given: a small zip that would unpack to 100 MB of order lines
-    import io as _io
-
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("orders.csv", b"external_order_id,sku\n" + b"A-1,SKU-1\n" * 10_000_000)
 
