@@ -179,3 +179,36 @@ def test_production_refuses_to_start_without_a_real_secret(
         "group-orders: production needs GROUP_ORDERS_SECRET_KEY: at least 32 characters"
     )
     assert "Traceback" not in result.stderr
+
+
+async def test_variables_nested_deeply_are_refused_as_undecodable(
+    graphql: GraphQL, demo: DemoData
+) -> None:
+    # given: variables nested 200 levels, which JSON decoders accept
+    deep: object = "x"
+    for _ in range(200):
+        deep = [deep]
+
+    # when
+    response = await graphql.post(
+        "query($id: ID!) { groupOrder(id: $id) { id } }",
+        {"id": deep},
+        token=demo.tokens["client"],
+    )
+
+    # then
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "errors": [
+                {
+                    "message": "'variables' are nested more than 32 levels deep.",
+                    "extensions": {
+                        "code": "invalid-encoded-params",
+                        "status": 400,
+                        "param": "variables",
+                    },
+                }
+            ]
+        },
+    )

@@ -717,3 +717,55 @@ async def test_a_zip_bomb_is_refused_without_being_opened(
     [error] = response.json()["errors"]
     assert error["message"] == "This is not a text file; upload a CSV file."
     assert len(buffer.getvalue()) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "detail"),
+    [
+        ("multipart/form-data", b"--fuzz--\r\n", "Missing boundary in multipart"),
+        (
+            "multipart/form-data; boundary=fuzz",
+            b"--fuzz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--fuzz--\r\n",
+            'The Content-Disposition header field "name" must be provided',
+        ),
+        (
+            "multipart/form-data; boundary=fuzz",
+            b'--fuzz\r\nContent-Disposition: form-data; name="a"; filename="a.csv"\r\n\r\n'
+            b'x\r\n--fuzz\r\nContent-Disposition: form-data; name="b"; filename="b.csv"'
+            b"\r\n\r\ny\r\n--fuzz--\r\n",
+            "Too many files. Maximum number of files is 1",
+        ),
+    ],
+    ids=["no-boundary", "no-name", "two-files"],
+)
+async def test_a_malformed_multipart_body_is_a_documented_error(
+    client: httpx.AsyncClient, demo: DemoData, content_type: str, body: bytes, detail: str
+) -> None:
+    # when
+    response = await client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Content-Type": content_type,
+            "Authorization": f"Bearer {demo.tokens['client']}",
+            "GraphQL-Require-Preflight": "1",
+        },
+    )
+
+    # then
+    assert (response.status_code, response.headers["content-type"], response.json()) == (
+        400,
+        "application/json",
+        {
+            "errors": [
+                {
+                    "message": f"The multipart body could not be read: {detail}.",
+                    "extensions": {
+                        "code": "invalid-encoded-params",
+                        "status": 400,
+                        "param": "body",
+                    },
+                }
+            ]
+        },
+    )

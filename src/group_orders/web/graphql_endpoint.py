@@ -35,6 +35,7 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -123,6 +124,26 @@ def _no_query() -> ApiError:
     )
 
 
+# No argument of the schema nests anywhere near this; deeper values only cost recursion.
+MAX_VARIABLES_DEPTH = 32
+
+
+def _nesting(value: Any) -> int:
+    """How deep a decoded JSON value nests, without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_VARIABLES_DEPTH:
+            return deepest
+        if isinstance(current, dict):
+            stack.extend((item, depth + 1) for item in current.values())
+        elif isinstance(current, list):
+            stack.extend((item, depth + 1) for item in current)
+    return deepest
+
+
 def _operation_request(payload: Any) -> OperationRequest:
     """The operation a decoded request (or one item of a batch) holds, or ``ApiError``."""
     if not isinstance(payload, dict) or payload.get("query") in (None, ""):
@@ -133,6 +154,12 @@ def _operation_request(payload: Any) -> OperationRequest:
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise ApiError("invalid-param", "'variables' must be a JSON object.", param="variables")
+    if variables and _nesting(variables) > MAX_VARIABLES_DEPTH:
+        raise ApiError(
+            "invalid-encoded-params",
+            f"'variables' are nested more than {MAX_VARIABLES_DEPTH} levels deep.",
+            param="variables",
+        )
     operation_name = payload.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise ApiError("invalid-param", "'operationName' must be a string.", param="operationName")
@@ -195,16 +222,26 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
         )
     try:
         form = await _limited(request, limit).form(max_files=1, max_fields=10)
-    except MultiPartException as error:
+    except (MultiPartException, HTTPException) as error:
+        # Starlette answers a malformed body with an HTTPException of its own.
+        detail = error.detail if isinstance(error, HTTPException) else str(error)
         raise ApiError(
             "invalid-encoded-params",
-            f"The multipart body could not be read: {error}.",
+            f"The multipart body could not be read: {str(detail).rstrip('.')}.",
             param="body",
         ) from None
+    try:
+        return _operation_with_files(form), form
+    except BaseException:
+        # Whatever is wrong with it, the request's spooled files are closed now.
+        await form.close()
+        raise
+
+
+def _operation_with_files(form: FormData) -> dict[str, Any]:
     operations = form.get("operations")
     files_map = form.get("map")
     if not isinstance(operations, str) or not isinstance(files_map, str):
-        await form.close()
         raise ApiError(
             "no-params-decoded",
             "A multipart request needs the 'operations' and 'map' fields of the GraphQL "
@@ -223,7 +260,6 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
             for name, paths in mapping.items()
         )
     ):
-        await form.close()
         raise ApiError(
             "invalid-param",
             "'operations' must be one operation and 'map' must map each file field to "
@@ -231,15 +267,14 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
             param="map",
         )
     try:
-        payload = replace_placeholders_with_files(
+        result: dict[str, Any] = replace_placeholders_with_files(
             payload, mapping, {name: form[name] for name in mapping}
         )
     except (KeyError, IndexError, TypeError, ValueError):
-        await form.close()
         raise ApiError(
             "invalid-param", "A path in 'map' points nowhere in 'operations'.", param="map"
         ) from None
-    return payload, form
+    return result
 
 
 def _error_body(error: ApiError) -> dict[str, Any]:
