@@ -77,12 +77,6 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
             yield connection
 
 
-@asynccontextmanager
-async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    async with engine.connect() as connection:
-        yield connection
-
-
 def upsert(
     connection: AsyncConnection,
     table: sa.Table,

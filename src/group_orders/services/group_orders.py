@@ -228,7 +228,7 @@ async def rows_of_many(
     first: int,
     after_source_row: int,
 ) -> dict[uuid.UUID, RowPage]:
-    """``list_rows`` for many group orders at once: two statements whatever their
+    """A page of rows for each of many group orders at once: two statements whatever their
     number (a page per group order by a window function, and the counts)."""
     rows = group_order_row_table
     condition = sa.and_(

@@ -90,15 +90,6 @@ async def list_routes(engine: AsyncEngine) -> list[RouteState]:
     return [RouteState(r.route, r.service, r.route_deployed, r.service_deployed) for r in rows]
 
 
-async def check_routes(engine: AsyncEngine, routes: Iterable[str]) -> None:
-    """Raise ``route-not-found`` or ``service-not-found`` for the first route not deployed."""
-    wanted = sorted(set(routes))
-    if not wanted:
-        return
-    states = {state.route: state for state in await list_routes(engine)}
-    _raise_for_withdrawn(states, wanted)
-
-
 def _raise_for_withdrawn(states: Mapping[str, RouteState], wanted: Iterable[str]) -> None:
     for route in wanted:
         state = states.get(route)
