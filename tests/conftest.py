@@ -1,20 +1,27 @@
 """Fixtures: a fresh database per test, the app, an HTTP client and the demo's tokens.
 
-Migrating and seeding take a while, so they run once into a template database file;
-every test gets its own copy of that file, and its own data directory.
+Every test that uses the database runs twice: on SQLite (the embedded default) and on
+PostgreSQL (the server on 127.0.0.1:5432; ``GROUP_ORDERS_TEST_POSTGRES`` names another,
+``GROUP_ORDERS_TEST_BACKENDS=sqlite`` runs one backend only). Migrating and seeding take
+a while, so they run once per backend into a template (a database file; a PostgreSQL
+template database); every test gets its own copy of it, and its own data directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
@@ -25,12 +32,19 @@ from group_orders.services.demo import DemoData, seed_demo
 from group_orders.services.routes import sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
-from group_orders.worker.runner import JobRunner
+from group_orders.worker.runner import Runner
+
+POSTGRES_SERVER = os.environ.get(
+    "GROUP_ORDERS_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = os.environ.get("GROUP_ORDERS_TEST_BACKENDS", "sqlite,postgresql").split(",")
+# Databases of one test run share this prefix, so that runs side by side never meet.
+RUN_PREFIX = f"go_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
 class Template:
-    database: Path
+    database_url: str
     files: Path
     demo: DemoData
 
@@ -39,33 +53,98 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-@pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    root = tmp_path_factory.mktemp("template")
-    settings = Settings(database_url=sqlite_url(root / "db.sqlite"), data_dir=root)
+def postgres_url(database: str) -> str:
+    return make_url(POSTGRES_SERVER).set(database=database).render_as_string(hide_password=False)
 
+
+async def postgres_admin(statement: str) -> None:
+    """Run a statement that cannot run in a transaction (CREATE/DROP DATABASE)."""
+    url = make_url(POSTGRES_SERVER)
+    connection = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def build_template(settings: Settings, files: Path) -> DemoData:
     async def build() -> DemoData:
         engine = create_engine(settings)
         try:
             await upgrade(engine)
             await sync_routes(engine)
-            return await seed_demo(engine, LocalStorage(root / "files"))
+            return await seed_demo(engine, LocalStorage(files))
         finally:
             await engine.dispose()
 
-    demo = asyncio.run(build())
-    return Template(root / "db.sqlite", root / "files", demo)
+    return asyncio.run(build())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    root = tmp_path_factory.mktemp("template")
+    url = sqlite_url(root / "db.sqlite")
+    demo = build_template(Settings(database_url=url, data_dir=root), root / "files")
+    return Template(url, root / "files", demo)
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
+    root = tmp_path_factory.mktemp("pg-template")
+    name = f"{RUN_PREFIX}_template"
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = postgres_url(name)
+        demo = build_template(Settings(database_url=url, data_dir=root), root / "files")
+        yield Template(url, root / "files", demo)
+    finally:
+        asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template: Template) -> Settings:
-    shutil.copyfile(template.database, tmp_path / "db.sqlite")
+def template(backend: str, request: pytest.FixtureRequest) -> Template:
+    chosen: Template = request.getfixturevalue(f"{backend}_template")
+    return chosen
+
+
+@pytest.fixture
+def database_url(template: Template, backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh copy of the template's database, for this test alone."""
+    if backend == "sqlite":
+        source = make_url(template.database_url).database
+        assert source is not None
+        shutil.copyfile(source, tmp_path / "db.sqlite")
+        yield sqlite_url(tmp_path / "db.sqlite")
+        return
+    name = f"{RUN_PREFIX}_{uuid.uuid4().hex[:12]}"
+    template_name = make_url(template.database_url).database
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    try:
+        yield postgres_url(name)
+    finally:
+        asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template: Template, database_url: str) -> Settings:
     shutil.copytree(template.files, tmp_path / "files")
     # Tests run jobs themselves (``jobs.run_until_idle()``), so that they know when.
     # Switches and tokens are read on every request, so that a test's withdrawal or
     # revocation counts at once.
     return Settings(
-        database_url=sqlite_url(tmp_path / "db.sqlite"),
+        database_url=database_url,
         data_dir=tmp_path,
         embedded_worker=False,
         route_cache_seconds=0,
@@ -94,8 +173,8 @@ def engine(app: Starlette) -> AsyncEngine:
 
 
 @pytest.fixture
-def jobs(app: Starlette) -> JobRunner:
-    runner: JobRunner = app.state.jobs
+def jobs(app: Starlette) -> Runner:
+    runner: Runner = app.state.jobs
     return runner
 
 

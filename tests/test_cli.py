@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from group_orders.db.engine import create_engine
+from group_orders.db.tables import catalog_item_table
 from group_orders.services.demo import demo_id
 from group_orders.settings import Settings
 
@@ -47,7 +50,7 @@ def test_db_upgrade_creates_and_migrates_a_new_database(fresh: Settings) -> None
     result = run_cli(fresh, "db", "upgrade")
 
     # then
-    assert result.stdout == "database revision: 0002 (head: 0002)\n"
+    assert result.stdout == "database revision: 0003 (head: 0003)\n"
     assert (fresh.data_dir / "db.sqlite").is_file()
 
 
@@ -206,6 +209,25 @@ async def _session(settings: Settings, token: str) -> dict[str, object]:
     return body
 
 
+async def catalog_rows(
+    settings: Settings, client_id: uuid.UUID, skus: tuple[str, ...]
+) -> list[tuple[str, str, bool]]:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(
+                    catalog_item_table.c.sku, catalog_item_table.c.name, catalog_item_table.c.active
+                )
+                .where(catalog_item_table.c.client_id == client_id)
+                .where(catalog_item_table.c.sku.in_(skus))
+                .order_by(catalog_item_table.c.sku)
+            )
+            return [(row.sku, row.name, bool(row.active)) for row in result]
+    finally:
+        await engine.dispose()
+
+
 def test_catalog_import_adds_and_updates_skus(settings: Settings, tmp_path: Path) -> None:
     # given
     catalog = tmp_path / "catalog.csv"
@@ -222,11 +244,5 @@ def test_catalog_import_adds_and_updates_skus(settings: Settings, tmp_path: Path
     assert result.stdout == f"imported 2 catalog entries for client {acme}\n"
     assert unknown.returncode == 2
     assert "no client has the id" in unknown.stderr
-    database = sqlite3.connect(settings.data_dir / "db.sqlite")
-    rows = database.execute(
-        "SELECT sku, name, active FROM catalog_item WHERE client_id = ? AND sku IN "
-        "('BIKE-1', 'MUG-01') ORDER BY sku",
-        (uuid.UUID(acme).hex,),
-    ).fetchall()
-    database.close()
-    assert rows == [("BIKE-1", "City bike", 1), ("MUG-01", "Mug", 0)]
+    rows = asyncio.run(catalog_rows(settings, uuid.UUID(acme), ("BIKE-1", "MUG-01")))
+    assert rows == [("BIKE-1", "City bike", True), ("MUG-01", "Mug", False)]

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import GraphQL
-from group_orders.db.tables import group_order_row_table, group_order_table, job_table
+from group_orders.db.tables import group_order_row_table, group_order_table
 from group_orders.services.demo import DemoData, demo_id
 from group_orders.settings import Settings
 from group_orders.worker.runner import JobRunner
-from uploading import csv_bytes, good_row, state, upload
+from uploading import csv_bytes, good_row, queued_jobs, state, upload
 
 ACME = str(demo_id("acme"))
 
@@ -168,15 +168,7 @@ async def test_the_same_idempotency_key_answers_the_same_group_order(
 
     # then: one group order, one job
     assert first == second
-    async with engine.connect() as connection:
-        jobs = (
-            await connection.execute(
-                sa.select(sa.func.count())
-                .select_from(job_table)
-                .where(job_table.c.group_order_id == uuid.UUID(first))
-            )
-        ).scalar_one()
-    assert jobs == 1
+    assert await queued_jobs(engine, uuid.UUID(first)) == 1
 
 
 async def test_the_same_file_twice_is_flagged_and_its_orders_rejected_as_duplicates(
@@ -480,6 +472,8 @@ asyncio.run(runner.run_once())
 """
 
 
+# The embedded queue's lease; PostgreSQL's queue has its own tests (test_scale_out.py).
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_job_whose_worker_died_mid_file_is_taken_over_without_duplicates(
     client: httpx.AsyncClient,
     demo: DemoData,

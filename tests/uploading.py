@@ -5,11 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from group_orders.db.tables import job_table
 from group_orders.services.ingest.model import CANONICAL_COLUMNS
 
 HEADER = CANONICAL_COLUMNS
@@ -104,3 +108,19 @@ async def state(client: httpx.AsyncClient, token: str, group_order_id: str) -> d
     assert "errors" not in body, body
     group_order: dict[str, Any] = body["data"]["groupOrder"]
     return group_order
+
+
+async def queued_jobs(engine: AsyncEngine, group_order_id: uuid.UUID) -> int:
+    """How many jobs the queue holds for a group order, in whichever queue it uses."""
+    async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            statement = sa.text(
+                "SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :key"
+            ).bindparams(key=str(group_order_id))
+        else:
+            statement = (
+                sa.select(sa.func.count())
+                .select_from(job_table)
+                .where(job_table.c.group_order_id == group_order_id)
+            )
+        return int((await connection.execute(statement)).scalar_one())

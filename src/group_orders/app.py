@@ -22,9 +22,9 @@ from starlette.routing import Route
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
-from group_orders.db.engine import create_engine
+from group_orders.db.engine import create_engine, is_database_unavailable
 from group_orders.db.migrate import upgrade
-from group_orders.errors import ApiError
+from group_orders.errors import UNAVAILABLE_RETRY_AFTER, ApiError, database_unavailable
 from group_orders.schema.execution import OperationRunner
 from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
@@ -34,8 +34,9 @@ from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
+from group_orders.web.health import Readiness, healthz
 from group_orders.web.responses import api_error_response, response_media_type
-from group_orders.worker.runner import JobRunner
+from group_orders.worker.runner import create_runner
 
 logger = logging.getLogger("group_orders.app")
 
@@ -57,6 +58,12 @@ async def _not_served(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        return api_error_response(
+            database_unavailable(),
+            media_type=response_media_type(request),
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
     error_id = uuid.uuid4().hex
     logger.error("application-crash errorId=%s", error_id, exc_info=exc)
     error = ApiError(
@@ -73,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
     storage = LocalStorage(settings.data_dir / "files")
-    jobs = JobRunner(engine, storage, settings)
+    jobs = create_runner(engine, storage, settings)
     service = GraphQLService(
         settings=settings,
         engine=engine,
@@ -124,6 +131,8 @@ def create_app(settings: Settings) -> Starlette:
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             ),
             Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
+            Route("/healthz", healthz),
+            Route("/readyz", Readiness(engine, settings).handle),
         ],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
         lifespan=lifespan,

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from group_orders.enums import ApplicationSlug
 from group_orders.services import accounts, demo, routes
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
+from group_orders.worker.runner import create_runner
 
 TOKEN_NOTES = {
     "client": "Alice, client of Acme Outfitters, via planoorder",
@@ -101,6 +103,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Process queued group orders until stopped (SIGINT or SIGTERM). On PostgreSQL any
+    number of these may run, on any machine; on SQLite, beside the server on its machine."""
+
+    async def work(engine: AsyncEngine) -> int:
+        runner = create_runner(engine, _storage(settings), settings, worker_id=args.name)
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            if task is not None:
+                loop.add_signal_handler(signal_number, task.cancel)
+        print(f"group-orders worker {args.name or ''} started".replace("  ", " "), flush=True)
+        try:
+            await runner.run_forever()
+        except asyncio.CancelledError:
+            print("group-orders worker stopped", flush=True)
+        return 0
+
+    return _run(settings, work)
 
 
 async def _done() -> int:
@@ -312,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed demo data and print tokens")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="process queued group orders until stopped")
+    worker.add_argument("--name", help="this worker's name in logs and job records")
+    worker.set_defaults(handler=cmd_worker)
 
     db = commands.add_parser("db", help="database migrations")
     db_actions = db.add_subparsers(dest="action", required=True)

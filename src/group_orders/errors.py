@@ -102,7 +102,9 @@ _CODES = (
     StatusCode(
         "service-not-found",
         503,
-        "The route's API service is not deployed.",
+        "The route's API service is not deployed; or the database it needs is busy (every "
+        "connection taken) or unreachable: `extensions.retryAfter` then says in how many "
+        "seconds to try again.",
     ),
     StatusCode(
         "identify-request-error",
@@ -171,3 +173,16 @@ def error_extensions(code: str, *, param: str | None = None, **extra: Any) -> di
         extensions["param"] = param
     extensions.update(extra)
     return extensions
+
+
+# Seconds a client is asked to wait when the database is busy or away.
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+def database_unavailable() -> ApiError:
+    """The answer when the database cannot be reached in time: fail fast, never hang."""
+    return ApiError(
+        "service-not-found",
+        "The service's database is busy or unreachable. Try again in a few seconds.",
+        extra={"retryAfter": UNAVAILABLE_RETRY_AFTER},
+    )

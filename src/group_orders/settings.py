@@ -21,6 +21,16 @@ def _env_int(environ: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _env_float(environ: dict[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _env_choice(environ: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     raw = environ.get(name) or default
     if raw not in choices:
@@ -44,6 +54,14 @@ class Settings:
     # Operations in one HTTP batch (a JSON array); past it the whole batch is refused.
     max_batch_operations: int = 20
     sqlite_busy_timeout_ms: int = 5_000
+    # PostgreSQL: connections per process, and how long a request waits for one, for the
+    # server to answer a connect, or for a statement, before it is answered
+    # service-not-found (503) instead of hanging.
+    db_pool_size: int = 10
+    db_pool_overflow: int = 5
+    db_pool_timeout_seconds: float = 3.0
+    db_connect_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 60.0
     # A session's lastUsedAt is written at most this often, so reads stay reads.
     last_used_write_interval_seconds: int = 60
     # Signs file links. The development default is public: set your own anywhere else.
@@ -148,6 +166,27 @@ class Settings:
             ),
             job_max_attempts=_env_int(
                 env, "GROUP_ORDERS_JOB_MAX_ATTEMPTS", defaults.job_max_attempts
+            ),
+            job_retry_delay_seconds=_env_int(
+                env, "GROUP_ORDERS_JOB_RETRY_DELAY_SECONDS", defaults.job_retry_delay_seconds
+            ),
+            worker_poll_seconds=_env_float(
+                env, "GROUP_ORDERS_WORKER_POLL_SECONDS", defaults.worker_poll_seconds
+            ),
+            db_pool_size=_env_int(env, "GROUP_ORDERS_DB_POOL_SIZE", defaults.db_pool_size),
+            db_pool_overflow=_env_int(
+                env, "GROUP_ORDERS_DB_POOL_OVERFLOW", defaults.db_pool_overflow
+            ),
+            db_pool_timeout_seconds=_env_float(
+                env, "GROUP_ORDERS_DB_POOL_TIMEOUT_SECONDS", defaults.db_pool_timeout_seconds
+            ),
+            db_connect_timeout_seconds=_env_float(
+                env, "GROUP_ORDERS_DB_CONNECT_TIMEOUT_SECONDS", defaults.db_connect_timeout_seconds
+            ),
+            db_statement_timeout_seconds=_env_float(
+                env,
+                "GROUP_ORDERS_DB_STATEMENT_TIMEOUT_SECONDS",
+                defaults.db_statement_timeout_seconds,
             ),
         )
 

@@ -41,7 +41,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
     """The one engine of a process. SQLite gets WAL, a busy timeout and foreign keys."""
     url = settings.database_url
     if not is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
+        # Fail fast: a request that cannot get a connection within the pool timeout, or
+        # reach the server within the connect timeout, is answered service-not-found.
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_args={
+                "timeout": settings.db_connect_timeout_seconds,
+                "command_timeout": settings.db_statement_timeout_seconds,
+            },
+        )
 
     path = sqlite_path(url)
     if path is not None:
@@ -66,6 +78,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True for the failures of a database that is busy or away, not of a query: the
+    pool exhausted, a connection refused, lost or timed out, SQLite's lock held too long."""
+    if isinstance(error, sa.exc.TimeoutError | sa.exc.OperationalError | sa.exc.InterfaceError):
+        return True
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OSError | TimeoutError)
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -37,8 +38,18 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+# Any fixed number: the key of the advisory lock that migrations take on PostgreSQL.
+_MIGRATION_LOCK = 0x67_6F_6D_69  # "gomi"
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Migrate to ``revision``. On PostgreSQL, processes starting side by side (API
+    processes and workers) take turns: the first migrates, the others find it done."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+            )
         await connection.run_sync(_upgrade, revision)
 
 

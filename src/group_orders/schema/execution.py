@@ -45,7 +45,8 @@ from graphql.validation import (
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from group_orders.errors import ApiError, error_extensions
+from group_orders.db.engine import is_database_unavailable
+from group_orders.errors import ApiError, database_unavailable, error_extensions
 from group_orders.schema.limits import QueryLimits, check_shape, check_tokens
 from group_orders.schema.selection import selected_fields
 
@@ -168,6 +169,11 @@ def format_error(error: GraphQLError, document: DocumentNode | None = None) -> d
     if isinstance(original, ApiError):
         formatted["message"] = original.message
         formatted["extensions"] = original.extensions()
+    elif original is not None and is_database_unavailable(original):
+        logger.warning("service-not-found: database unavailable (%s)", type(original).__name__)
+        unavailable = database_unavailable()
+        formatted["message"] = unavailable.message
+        formatted["extensions"] = unavailable.extensions()
     elif original is not None and not isinstance(original, GraphQLError):
         error_id = uuid.uuid4().hex
         logger.error(

@@ -51,6 +51,11 @@ async def group_order_stats(
     rejection codes, and the same per client when the caller sees several clients."""
     table = group_order_table
     conditions = scope_conditions(access, query)
+    # A literal zero, not a bound one: PostgreSQL matches a grouped expression to the
+    # selected one by its text, and two bound parameters are two different texts.
+    zero: sa.ColumnElement[int] = sa.literal_column("0", sa.Integer)
+    none_rejected = table.c.rejected_orders == zero
+    none_accepted = table.c.successful_orders == zero
     per_group = (
         sa.select(
             table.c.client_id,
@@ -58,15 +63,15 @@ async def group_order_stats(
             sa.func.count().label("group_orders"),
             sa.func.sum(table.c.successful_orders).label("accepted"),
             sa.func.sum(table.c.rejected_orders).label("rejected"),
-            (table.c.rejected_orders == 0).label("none_rejected"),
-            (table.c.successful_orders == 0).label("none_accepted"),
+            none_rejected.label("none_rejected"),
+            none_accepted.label("none_accepted"),
         )
         .where(*conditions)
         .group_by(
             table.c.client_id,
             table.c.status,
-            table.c.rejected_orders == 0,
-            table.c.successful_orders == 0,
+            none_rejected,
+            none_accepted,
         )
     )
     in_scope = sa.select(table.c.id).where(*conditions)

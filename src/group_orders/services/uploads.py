@@ -31,7 +31,7 @@ from group_orders.services.ingest.validate import RowValidator
 from group_orders.services.processing import estimate_rows, load_catalog, validated_batches
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
-from group_orders.worker import queue
+from group_orders.worker import jobs
 
 _CHUNK = 1024 * 1024
 DRY_RUN_ERRORS_SHOWN = 100
@@ -229,12 +229,10 @@ async def create_group_order_from_upload(
                     .limit(1)
                 )
             ).scalar_one_or_none()
-            job_id = uuid.uuid4()
             await connection.execute(
                 sa.insert(group_order_table).values(
                     id=group_order_id,
                     status=GroupOrderStatus.pending.value,
-                    queue_job_id=str(job_id),
                     client_id=client_id,
                     uploaded_by_user_id=requester.user_id,
                     requester_key=requester.key,
@@ -249,12 +247,13 @@ async def create_group_order_from_upload(
                     updated_at=now,
                 )
             )
-            await queue.enqueue(
-                connection,
-                group_order_id,
-                now=now,
-                max_attempts=settings.job_max_attempts,
-                job_id=job_id,
+            job_id = await jobs.enqueue(
+                connection, group_order_id, now=now, max_attempts=settings.job_max_attempts
+            )
+            await connection.execute(
+                sa.update(group_order_table)
+                .where(group_order_table.c.id == group_order_id)
+                .values(queue_job_id=job_id)
             )
     except IntegrityError:
         # The same idempotency key raced in from a second request: answer the first.
@@ -282,7 +281,7 @@ async def cancel_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> 
                 "Only a pending or processing group order can be cancelled.",
                 param="id",
             )
-        await queue.cancel(connection, group_order_id, now=now)
+        await jobs.cancel(connection, group_order_id, now=now)
 
 
 async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> None:
@@ -300,4 +299,10 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
         )
         if not result.rowcount:
             raise ApiError("invalid-param", "Only a failed group order can be retried.", param="id")
-        await queue.requeue(connection, group_order_id, now=now)
+        job_id = await jobs.requeue(connection, group_order_id, now=now)
+        if job_id is not None:
+            await connection.execute(
+                sa.update(group_order_table)
+                .where(group_order_table.c.id == group_order_id)
+                .values(queue_job_id=job_id)
+            )

@@ -45,7 +45,8 @@ from strawberry.file_uploads.utils import replace_placeholders_with_files
 from group_orders.auth.identity import Authenticator, Identity
 from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.auth.tokens import bearer_token
-from group_orders.errors import ApiError, error_extensions
+from group_orders.db.engine import is_database_unavailable
+from group_orders.errors import ApiError, database_unavailable, error_extensions
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
     MutationNotAllowed,
@@ -282,6 +283,8 @@ def _error_body(error: ApiError) -> dict[str, Any]:
 
 
 def _crash_body(error: Exception) -> dict[str, Any]:
+    if is_database_unavailable(error):
+        return _error_body(database_unavailable())
     error_id = uuid.uuid4().hex
     logger.error("application-crash errorId=%s", error_id, exc_info=error)
     return _error_body(
@@ -353,7 +356,7 @@ class GraphQLEndpoint:
             status = None
             if error.param == "method":
                 headers, status = {"Allow": "GET, POST"}, 405
-            elif error.code == "rate-limited":
+            elif "retryAfter" in error.extra:
                 headers = {"Retry-After": str(error.extra["retryAfter"])}
             return api_error_response(error, media_type=media_type, status=status, headers=headers)
 
@@ -589,6 +592,9 @@ def _attempts(operation: OperationRequest) -> int:
 
 
 def _identify_failure(error: Exception) -> ApiError:
+    if is_database_unavailable(error):
+        logger.warning("service-not-found: database unavailable (%s)", type(error).__name__)
+        return database_unavailable()
     error_id = uuid.uuid4().hex
     logger.error("identify-request-error errorId=%s", error_id, exc_info=error)
     return ApiError(

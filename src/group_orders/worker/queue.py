@@ -35,10 +35,9 @@ async def enqueue(
     *,
     now: datetime,
     max_attempts: int,
-    job_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Queue the processing of a group order, inside the caller's transaction."""
-    job_id = job_id or uuid.uuid4()
+    job_id = uuid.uuid4()
     await connection.execute(
         sa.insert(job_table).values(
             id=job_id,

@@ -1,6 +1,9 @@
 """Running jobs: claim, process, and settle the outcome (done, retry later, or failed).
 
-``JobRunner.run_once`` takes one job if there is one; ``run_forever`` is the embedded
+``create_runner`` picks the runner of the database's queue: ``JobRunner`` for the
+embedded queue on SQLite, ``BrokerRunner`` (procrastinate) on PostgreSQL. Both answer
+``run_until_idle`` (drain the queue) and ``run_forever`` (a worker's loop).
+``JobRunner.run_once`` takes one job if there is one; its ``run_forever`` is the embedded
 worker's loop inside the server process, woken at once when an upload is enqueued.
 """
 
@@ -12,21 +15,41 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from group_orders.db.engine import is_sqlite
 from group_orders.db.tables import utc_now
 from group_orders.services.ingest.model import FileError
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
 from group_orders.worker import queue
+from group_orders.worker.broker import BrokerRunner
 
 logger = logging.getLogger("group_orders.worker")
 
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Runner(Protocol):
+    def wake(self) -> None: ...
+
+    async def run_until_idle(self) -> int: ...
+
+    async def run_forever(self) -> None: ...
+
+
+def create_runner(
+    engine: AsyncEngine, storage: LocalStorage, settings: Settings, worker_id: str | None = None
+) -> Runner:
+    """The runner of the queue that the database's dialect uses."""
+    if is_sqlite(settings.database_url):
+        return JobRunner(engine, storage, settings, worker_id)
+    return BrokerRunner(engine, storage, settings, worker_id or new_worker_id())
 
 
 class JobRunner:
