@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
@@ -28,6 +28,7 @@ from group_orders.errors import ApiError
 from group_orders.schema.execution import OperationRunner
 from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
+from group_orders.services.events import create_event_bus
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
@@ -35,6 +36,7 @@ from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.responses import api_error_response, response_media_type
+from group_orders.web.subscriptions import SubscriptionEndpoint
 from group_orders.worker.runner import JobRunner
 
 logger = logging.getLogger("group_orders.app")
@@ -73,7 +75,9 @@ def create_app(settings: Settings) -> Starlette:
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
     storage = LocalStorage(settings.data_dir / "files")
-    jobs = JobRunner(engine, storage, settings)
+    # Group-order events: the worker publishes, subscriptions listen.
+    events = create_event_bus(settings)
+    jobs = JobRunner(engine, storage, settings, events=events)
     service = GraphQLService(
         settings=settings,
         engine=engine,
@@ -99,6 +103,7 @@ def create_app(settings: Settings) -> Starlette:
             ttl_seconds=settings.token_cache_seconds,
             last_used_write_interval=timedelta(seconds=settings.last_used_write_interval_seconds),
         ),
+        events=events,
     )
 
     @asynccontextmanager
@@ -113,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await events.close()
             await engine.dispose()
 
     graphql = GraphQLEndpoint(service)
@@ -123,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
                 graphql.handle,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             ),
+            WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
             Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
         ],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
@@ -133,4 +140,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.storage = storage
     app.state.jobs = jobs
+    app.state.events = events
     return app

@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.db.tables import utc_now
+from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
@@ -36,8 +37,11 @@ class JobRunner:
         storage: LocalStorage,
         settings: Settings,
         worker_id: str | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.engine = engine
+        # Hears of every change of a group order's status and progress.
+        self.events = events if events is not None else create_event_bus(settings)
         self.storage = storage
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
@@ -68,12 +72,13 @@ class JobRunner:
                 worker_id=self.worker_id,
                 attempt=job.attempts,
                 keep_lease=keep_lease,
+                events=self.events,
             )
         except Stopped:
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="stopped")
         except FileError as error:
             # The file itself is unusable: no retry can change that.
-            await fail_group_order(self.engine, job.group_order_id, error.message)
+            await fail_group_order(self.engine, job.group_order_id, error.message, self.events)
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="failed")
         except Exception as error:
             error_id = uuid.uuid4().hex
@@ -99,6 +104,7 @@ class JobRunner:
                     job.group_order_id,
                     f"Processing failed {job.attempts} times; the last error has errorId "
                     f"{error_id}. Retry the group order, or ask an operator with that id.",
+                    self.events,
                 )
                 await queue.finish(
                     self.engine, job.id, self.worker_id, now=utc_now(), status="failed"
