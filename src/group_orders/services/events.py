@@ -53,10 +53,11 @@ class Listener:
 
     async def wait(self, seconds: float) -> bool:
         """True when an event came within ``seconds``, False when none did."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), seconds)
-        except TimeoutError:
-            return False
+        if not self._changed.is_set():
+            try:
+                await asyncio.wait_for(self._changed.wait(), seconds)
+            except TimeoutError:
+                return False
         self._changed.clear()
         return True
 
@@ -124,6 +125,7 @@ class RedisEventBus(EventBus):
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
         self._url = url
+        self.prefix = prefix
         self._prefix = f"{prefix}:group-order:"
         self._client: redis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
