@@ -201,6 +201,23 @@ async def test_an_expired_session_closes_with_session_expired(
         assert await closed(websocket) == (4403, "session-expired")
 
 
+async def test_failed_authentications_are_rate_limited_per_address(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: two failures allowed per window
+    limited = settings.with_changes(auth_failure_limit=2, auth_failure_window_seconds=3_600)
+    async with serving(limited) as server:
+        reasons = []
+        for token in ("gos_guess-1", "gos_guess-2", demo.tokens["client"]):
+            async with connect(server.ws_url, subprotocols=[SUBPROTOCOL]) as websocket:
+                # when
+                await send(websocket, {"type": "connection_init", "payload": bearer(token)})
+                reasons.append(await closed(websocket))
+
+    # then: even a good token waits until the window has passed
+    assert reasons == [(4403, "invalid-token"), (4403, "invalid-token"), (4403, "rate-limited")]
+
+
 async def test_an_id_outside_the_scope_is_answered_exactly_as_an_unknown_id(
     server: Server, demo: DemoData
 ) -> None:

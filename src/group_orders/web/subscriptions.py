@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from group_orders.auth.identity import Identity
 from group_orders.auth.tokens import bearer_token
@@ -195,7 +195,11 @@ class _Connection:
         async with self.send_lock:
             if self.closed or self.websocket.application_state is not WebSocketState.CONNECTED:
                 return
-            await self.websocket.send_text(orjson.dumps(message).decode())
+            try:
+                await self.websocket.send_text(orjson.dumps(message).decode())
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                # The client is gone; the receive loop ends the connection.
+                self.closed = True
 
     async def close(self, code: int, reason: str) -> None:
         async with self.send_lock:
