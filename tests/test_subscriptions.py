@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from group_orders.db.engine import write_transaction
+from group_orders.db.tables import group_order_table
 from group_orders.services.accounts import revoke_token
 from group_orders.services.demo import DemoData
 from group_orders.services.processing import process_group_order
@@ -515,3 +518,58 @@ async def test_a_revoked_token_closes_the_open_connection(
 
             # then
             assert await closed(websocket) == (4403, "invalid-token")
+
+
+async def test_a_change_without_an_event_arrives_with_the_timer(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: a change written behind the service's back, announced to no one
+    group_order_id = demo.group_orders["acme-pending"]
+    async with serving(settings.with_changes(subscription_refresh_seconds=0.05)) as server:
+        async with session(server, bearer(demo.tokens["client"])) as websocket:
+            await subscribe(websocket, "1", SUBSCRIPTION, {"id": group_order_id})
+            first = await receive(websocket)
+
+            # when
+            async with write_transaction(server.app.state.engine) as connection:
+                await connection.execute(
+                    sa.update(group_order_table)
+                    .where(group_order_table.c.id == uuid.UUID(group_order_id))
+                    .values(status="failed")
+                )
+            rest = await until_complete(websocket, "1")
+
+    # then: the slow re-read found it, and the subscription ended
+    assert state_of(first)[0] == "pending"
+    assert [state_of(message)[0] for message in rest[:-1]] == ["failed"]
+    assert rest[-1] == {"id": "1", "type": "complete"}
+
+
+async def test_operations_at_once_on_one_connection_are_limited(
+    settings: Settings, demo: DemoData
+) -> None:
+    variables = {"id": demo.group_orders["acme-pending"]}
+    async with serving(settings.with_changes(websocket_max_subscriptions=1)) as server:
+        async with session(server, bearer(demo.tokens["client"])) as websocket:
+            await subscribe(websocket, "first", SUBSCRIPTION, variables)
+            assert state_of(await receive(websocket))[0] == "pending"
+
+            # when
+            await subscribe(websocket, "second", SUBSCRIPTION, variables)
+            [refused] = await until_complete(websocket, "second")
+
+    # then
+    assert refused["payload"][0]["extensions"] == {
+        "code": "invalid-param",
+        "status": 400,
+        "param": "websocket_max_subscriptions",
+    }
+
+
+async def test_a_message_over_the_body_limit_closes_with_4400(
+    settings: Settings, demo: DemoData
+) -> None:
+    async with serving(settings.with_changes(max_body_bytes=1_000)) as server:
+        async with session(server, bearer(demo.tokens["client"])) as websocket:
+            await subscribe(websocket, "1", "subscription { " + "x" * 1_000 + " }")
+            assert await closed(websocket) == (4400, "payload-too-large")
