@@ -310,15 +310,7 @@ class OperationRunner:
         """The response body of the operation, or ``RequestErrors`` for bad variables."""
         if prepared.is_subscription:
             raise _request_error("invalid-param", SUBSCRIPTIONS_OVER_WEBSOCKET, "query")
-        variables = dict(request.variables or {})
-        for definition in prepared.operation.variable_definitions or ():
-            name = definition.variable.name.value
-            if (
-                isinstance(definition.type, NonNullTypeNode)
-                and definition.default_value is None
-                and variables.get(name) is None
-            ):
-                raise _request_error("missing-param", f"The variable '${name}' is required.", name)
+        variables = _checked_variables(prepared, request)
         outcome = execute(
             self._schema,
             prepared.document,
@@ -366,6 +358,7 @@ class OperationRunner:
 
 
 def _checked_variables(prepared: PreparedOperation, request: OperationRequest) -> dict[str, Any]:
+    """The operation's variables, or ``missing-param`` naming a required one not given."""
     variables = dict(request.variables or {})
     for definition in prepared.operation.variable_definitions or ():
         name = definition.variable.name.value
