@@ -178,6 +178,7 @@ async def test_routes_withdraw_and_deploy(settings: Settings) -> None:
         "retryGroupOrder   group-order-uploads  deployed     deployed",
         "groupOrder        group-orders         deployed     deployed",
         "groupOrderStats   group-orders         deployed     deployed",
+        "groupOrderUpdated group-orders         deployed     deployed",
         "groupOrders       group-orders         deployed     deployed",
         "session           sessions             deployed     withdrawn",
     ]

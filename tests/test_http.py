@@ -221,6 +221,8 @@ async def test_a_browser_gets_graphiql_with_a_token_field(client: httpx.AsyncCli
     assert response.headers["content-type"].startswith("text/html")
     assert 'id="token"' in response.text
     assert 'defaultHeaders["Authorization"] = "Bearer " + token' in response.text
+    # the same token goes into connection_init for subscriptions
+    assert "wsConnectionParams: defaultHeaders," in response.text
 
 
 async def test_graphiql_is_off_in_production(settings: Settings) -> None:

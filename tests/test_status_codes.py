@@ -45,6 +45,8 @@ CONTRACT = {
     "link-expired": 410,
     "payload-too-large": 413,
     "rate-limited": 429,
+    # Beyond the seed too: a WebSocket handshake from a page of a foreign origin.
+    "origin-not-allowed": 403,
 }
 
 SESSION_QUERY = "{ session(view: minimal) { userId } }"

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
@@ -28,6 +28,7 @@ from group_orders.errors import UNAVAILABLE_RETRY_AFTER, ApiError, database_unav
 from group_orders.schema.execution import OperationRunner
 from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
+from group_orders.services.events import create_event_bus
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
@@ -36,6 +37,7 @@ from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.health import Readiness, healthz
 from group_orders.web.responses import api_error_response, response_media_type
+from group_orders.web.subscriptions import SubscriptionEndpoint
 from group_orders.worker.runner import create_runner
 
 logger = logging.getLogger("group_orders.app")
@@ -80,7 +82,9 @@ def create_app(settings: Settings) -> Starlette:
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
     storage = LocalStorage(settings.data_dir / "files")
-    jobs = create_runner(engine, storage, settings)
+    # Group-order events: the worker publishes, subscriptions listen.
+    events = create_event_bus(settings)
+    jobs = create_runner(engine, storage, settings, events=events)
     service = GraphQLService(
         settings=settings,
         engine=engine,
@@ -106,6 +110,7 @@ def create_app(settings: Settings) -> Starlette:
             ttl_seconds=settings.token_cache_seconds,
             last_used_write_interval=timedelta(seconds=settings.last_used_write_interval_seconds),
         ),
+        events=events,
     )
 
     @asynccontextmanager
@@ -120,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await events.close()
             await engine.dispose()
 
     graphql = GraphQLEndpoint(service)
@@ -130,6 +136,7 @@ def create_app(settings: Settings) -> Starlette:
                 graphql.handle,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             ),
+            WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
             Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
             Route("/healthz", healthz),
             Route("/readyz", Readiness(engine, settings).handle),
@@ -142,4 +149,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.storage = storage
     app.state.jobs = jobs
+    app.state.events = events
     return app

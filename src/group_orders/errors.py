@@ -130,6 +130,14 @@ _CODES = (
         "Too many failed authentications from one address; `Retry-After` says when to retry.",
         from_seed=False,
     ),
+    StatusCode(
+        "origin-not-allowed",
+        403,
+        "A WebSocket connection from a web page whose origin is neither the server's own nor "
+        "one listed in `GROUP_ORDERS_WEBSOCKET_ORIGINS`; refused at the handshake (against "
+        "cross-site WebSocket hijacking).",
+        from_seed=False,
+    ),
 )
 
 STATUS_CODES: dict[str, StatusCode] = {status.code: status for status in _CODES}

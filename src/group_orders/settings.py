@@ -91,6 +91,22 @@ class Settings:
     job_max_attempts: int = 3
     job_retry_delay_seconds: int = 5
     worker_poll_seconds: float = 2.0
+    # Live updates. With a Redis URL, group-order events travel through Redis pub/sub, so
+    # that a subscriber hears the jobs of every process; without one, only its own.
+    redis_url: str | None = None
+    # Channels are named "<prefix>:group-order:<id>": deployments sharing a Redis differ here.
+    redis_channel_prefix: str = "group-orders"
+    # Origins (scheme://host[:port]) whose pages may open a WebSocket, besides the
+    # server's own; "*" allows any. A request without an Origin header (not a browser)
+    # is not checked.
+    websocket_allowed_origins: tuple[str, ...] = ()
+    # Seconds a new connection has to send connection_init.
+    websocket_init_timeout_seconds: float = 10.0
+    # Operations running at once on one connection.
+    websocket_max_subscriptions: int = 20
+    # A subscription re-reads its group order this often even when no event came, and
+    # checks the connection's token as often.
+    subscription_refresh_seconds: float = 10.0
 
     @property
     def link_lifetime(self) -> timedelta:
@@ -187,6 +203,32 @@ class Settings:
                 env,
                 "GROUP_ORDERS_DB_STATEMENT_TIMEOUT_SECONDS",
                 defaults.db_statement_timeout_seconds,
+            ),
+            redis_url=env.get("GROUP_ORDERS_REDIS_URL") or None,
+            redis_channel_prefix=env.get(
+                "GROUP_ORDERS_REDIS_CHANNEL_PREFIX", defaults.redis_channel_prefix
+            ),
+            websocket_allowed_origins=tuple(
+                origin.strip().rstrip("/")
+                for origin in env.get("GROUP_ORDERS_WEBSOCKET_ORIGINS", "").split(",")
+                if origin.strip()
+            ),
+            websocket_init_timeout_seconds=float(
+                env.get(
+                    "GROUP_ORDERS_WEBSOCKET_INIT_TIMEOUT_SECONDS",
+                    defaults.websocket_init_timeout_seconds,
+                )
+            ),
+            websocket_max_subscriptions=_env_int(
+                env,
+                "GROUP_ORDERS_WEBSOCKET_MAX_SUBSCRIPTIONS",
+                defaults.websocket_max_subscriptions,
+            ),
+            subscription_refresh_seconds=float(
+                env.get(
+                    "GROUP_ORDERS_SUBSCRIPTION_REFRESH_SECONDS",
+                    defaults.subscription_refresh_seconds,
+                )
             ),
         )
 

@@ -90,6 +90,8 @@ async def _change(
         context.wake_worker()
     else:
         await cancel_group_order(context.engine, record.id)
+    if context.events is not None:
+        await context.events.publish(record.id)
     updated = await get_group_order(context.engine, str(record.id), access)
     return GroupOrderType.from_record(updated, access, context)
 

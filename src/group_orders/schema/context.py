@@ -15,6 +15,7 @@ from group_orders.auth.identity import Identity
 from group_orders.enums import ApplicationSlug
 from group_orders.errors import ApiError
 from group_orders.schema.loaders import Loaders
+from group_orders.services.events import EventBus
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
@@ -63,10 +64,18 @@ class RequestContext:
 
     # Given for the operations of one batch, so that they load together.
     shared_loaders: Loaders | None = None
+    # Where group-order events are published (cancel, retry) and heard (subscriptions).
+    events: EventBus | None = None
 
     @cached_property
     def loaders(self) -> Loaders:
         return self.shared_loaders or Loaders(self.engine)
+
+    def renew(self, now: datetime) -> None:
+        """Start afresh for the next event of a subscription: links signed from ``now``,
+        nothing remembered from the last event's loads."""
+        self.now = now
+        self.__dict__.pop("loaders", None)
 
     def require_identity(self) -> Identity:
         if self.identity is None:

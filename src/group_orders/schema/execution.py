@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from graphql import (
     execute,
     parse,
     specified_rules,
+    subscribe,
     validate,
     visit,
 )
@@ -74,6 +75,10 @@ class PreparedOperation:
     @property
     def is_mutation(self) -> bool:
         return self.operation.operation is OperationType.MUTATION
+
+    @property
+    def is_subscription(self) -> bool:
+        return self.operation.operation is OperationType.SUBSCRIPTION
 
 
 class RequestErrors(Exception):
@@ -193,6 +198,11 @@ def format_error(error: GraphQLError, document: DocumentNode | None = None) -> d
     return formatted
 
 
+SUBSCRIPTIONS_OVER_WEBSOCKET = (
+    "Subscriptions are served over WebSocket (graphql-transport-ws) on /graphql."
+)
+
+
 def _request_error(code: str, message: str, param: str | None = None) -> RequestErrors:
     return RequestErrors([{"message": message, "extensions": error_extensions(code, param=param)}])
 
@@ -304,15 +314,9 @@ class OperationRunner:
         self, prepared: PreparedOperation, request: OperationRequest, context: Any
     ) -> dict[str, Any]:
         """The response body of the operation, or ``RequestErrors`` for bad variables."""
-        variables = dict(request.variables or {})
-        for definition in prepared.operation.variable_definitions or ():
-            name = definition.variable.name.value
-            if (
-                isinstance(definition.type, NonNullTypeNode)
-                and definition.default_value is None
-                and variables.get(name) is None
-            ):
-                raise _request_error("missing-param", f"The variable '${name}' is required.", name)
+        if prepared.is_subscription:
+            raise _request_error("invalid-param", SUBSCRIPTIONS_OVER_WEBSOCKET, "query")
+        variables = _checked_variables(prepared, request)
         outcome = execute(
             self._schema,
             prepared.document,
@@ -333,3 +337,58 @@ class OperationRunner:
         if not errors:
             body["extensions"] = {"status": "action-successful"}
         return body
+
+    async def subscribe(
+        self, prepared: PreparedOperation, request: OperationRequest, context: Any
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The response bodies of a subscription, one per event.
+
+        Raises ``RequestErrors`` for whatever stops it before its first event: bad
+        variables, and the errors of its root field (token, role, view, id).
+        """
+        variables = _checked_variables(prepared, request)
+        outcome = subscribe(
+            self._schema,
+            prepared.document,
+            context_value=context,
+            variable_values=variables,
+            operation_name=request.operation_name,
+            executor_class=StrawberryGraphQLCoreExecutionContext,
+        )
+        stream = await outcome if is_awaitable(outcome) else outcome
+        if isinstance(stream, ExecutionResult):
+            raise RequestErrors(
+                [format_error(error, prepared.document) for error in stream.errors or ()]
+            )
+        return _bodies(cast(AsyncGenerator[ExecutionResult, None], stream), prepared.document)
+
+
+def _checked_variables(prepared: PreparedOperation, request: OperationRequest) -> dict[str, Any]:
+    """The operation's variables, or ``missing-param`` naming a required one not given."""
+    variables = dict(request.variables or {})
+    for definition in prepared.operation.variable_definitions or ():
+        name = definition.variable.name.value
+        if (
+            isinstance(definition.type, NonNullTypeNode)
+            and definition.default_value is None
+            and variables.get(name) is None
+        ):
+            raise _request_error("missing-param", f"The variable '${name}' is required.", name)
+    return variables
+
+
+async def _bodies(
+    stream: AsyncGenerator[ExecutionResult, None], document: DocumentNode
+) -> AsyncGenerator[dict[str, Any], None]:
+    try:
+        async for result in stream:
+            errors = [format_error(error, document) for error in result.errors or ()]
+            body: dict[str, Any] = {}
+            if errors:
+                body["errors"] = errors
+            body["data"] = result.data
+            if not errors:
+                body["extensions"] = {"status": "action-successful"}
+            yield body
+    finally:
+        await stream.aclose()

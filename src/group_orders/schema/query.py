@@ -10,6 +10,7 @@ from group_orders.resolvers import group_orders as group_order_resolvers
 from group_orders.resolvers import listing as listing_resolvers
 from group_orders.schema.context import RequestContext
 from group_orders.schema.mutation import Mutation
+from group_orders.schema.subscription import Subscription
 from group_orders.schema.types import (
     GroupOrderConnection,
     GroupOrderFilter,
@@ -78,4 +79,4 @@ class Query:
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation)
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)

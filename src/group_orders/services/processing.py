@@ -35,6 +35,7 @@ from group_orders.db.tables import (
     utc_now,
 )
 from group_orders.enums import GroupOrderStatus
+from group_orders.services.events import EventBus
 from group_orders.services.group_orders import OPEN_STATUSES, transition
 from group_orders.services.ingest.model import RowResult, RowStatus, SourceRow
 from group_orders.services.ingest.reader import open_source
@@ -278,9 +279,11 @@ async def process_group_order(
     worker_id: str,
     attempt: int,
     keep_lease: Callable[[], Awaitable[bool]],
+    events: EventBus | None = None,
 ) -> None:
     """Process one group order to its end. Raises ``Stopped`` when cancelled or when
-    the lease is lost; any other exception is the job's failure."""
+    the lease is lost; any other exception is the job's failure. ``events`` hears of
+    every change of its status and progress."""
     source = await load_source(engine, group_order_id)
     if source is None or source.status not in (
         GroupOrderStatus.pending,
@@ -308,6 +311,7 @@ async def process_group_order(
     total = await asyncio.to_thread(estimate_rows, storage.path_of(source.source_key))
     if not await _update_running(engine, group_order_id, total_orders=total):
         raise Stopped
+    await _announce(events, group_order_id)
 
     source_file, rows = await asyncio.to_thread(open_source, storage.path_of(source.source_key))
     validator = RowValidator(catalog=catalog, date_order=settings.date_order)
@@ -336,6 +340,7 @@ async def process_group_order(
             processed += len(results)
             if not await _update_running(engine, group_order_id, processed_rows=processed):
                 raise Stopped
+            await _announce(events, group_order_id)
             if not await keep_lease():
                 raise Stopped
         await asyncio.to_thread(writer.publish)
@@ -363,6 +368,7 @@ async def process_group_order(
                 updated_at=utc_now(),
             )
         )
+    await _announce(events, group_order_id)
     logger.info(
         "group order processed id=%s rows=%d accepted=%d rejected=%d",
         group_order_id,
@@ -372,7 +378,9 @@ async def process_group_order(
     )
 
 
-async def fail_group_order(engine: AsyncEngine, group_order_id: uuid.UUID, reason: str) -> None:
+async def fail_group_order(
+    engine: AsyncEngine, group_order_id: uuid.UUID, reason: str, events: EventBus | None = None
+) -> None:
     async with write_transaction(engine) as connection:
         await connection.execute(
             transition(group_order_id, *OPEN_STATUSES).values(
@@ -382,3 +390,9 @@ async def fail_group_order(engine: AsyncEngine, group_order_id: uuid.UUID, reaso
                 updated_at=utc_now(),
             )
         )
+    await _announce(events, group_order_id)
+
+
+async def _announce(events: EventBus | None, group_order_id: uuid.UUID) -> None:
+    if events is not None:
+        await events.publish(group_order_id)

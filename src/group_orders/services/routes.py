@@ -24,6 +24,7 @@ ROUTE_SERVICES: Mapping[str, str] = {
     "groupOrder": "group-orders",
     "groupOrders": "group-orders",
     "groupOrderStats": "group-orders",
+    "groupOrderUpdated": "group-orders",
     "session": "sessions",
     "createGroupOrder": "group-order-uploads",
     "cancelGroupOrder": "group-order-uploads",

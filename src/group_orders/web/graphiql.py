@@ -38,6 +38,13 @@ _HEADER_SCRIPT = """
 
       const fetcher = GraphiQL.createFetcher({"""
 
+# Subscriptions (graphql-transport-ws) carry the token in connection_init's payload: the
+# same object as the HTTP headers, so that "Use token" counts for both.
+_FETCHER_OPTIONS = (
+    "subscriptionUrl,\n",
+    "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n",
+)
+
 _EXAMPLE = """# Paste a token above (group-orders demo prints them), then run:
 query GroupOrder($id: ID!) {
   groupOrder(id: $id, view: default) {
@@ -58,6 +65,7 @@ def graphiql_html() -> str:
     html = get_graphql_ide_html("graphiql")
     html = html.replace('<div id="graphiql" class="graphiql-container">', _HEADER_HTML, 1)
     html = html.replace("const fetcher = GraphiQL.createFetcher({", _HEADER_SCRIPT, 1)
+    html = html.replace(*_FETCHER_OPTIONS, 1)
     start = html.index("const EXAMPLE_QUERY = `") + len("const EXAMPLE_QUERY = `")
     end = html.index("`;", start)
     html = html[:start] + _EXAMPLE + html[end:]

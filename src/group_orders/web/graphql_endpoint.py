@@ -56,6 +56,7 @@ from group_orders.schema.execution import (
     RequestErrors,
 )
 from group_orders.schema.loaders import Loaders
+from group_orders.services.events import EventBus
 from group_orders.services.routes import RouteSwitches
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
@@ -84,6 +85,7 @@ class GraphQLService:
     routes: RouteSwitches
     authenticator: Authenticator
     failures: FailureLimiter
+    events: EventBus | None = None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -513,6 +515,7 @@ class GraphQLEndpoint:
                 storage=self.service.storage,
                 wake_worker=self.service.wake_worker,
                 shared_loaders=loaders,
+                events=self.service.events,
             )
             return await self.service.runner.execute(prepared, operation, context), 200
         except RequestErrors as errors:

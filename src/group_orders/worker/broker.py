@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from group_orders.db.engine import write_transaction
 from group_orders.db.tables import group_order_table, utc_now
 from group_orders.enums import GroupOrderStatus
+from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
@@ -54,7 +55,7 @@ async def _still_ours(engine: AsyncEngine, job_id: int, worker_id: int | None) -
 
 
 def create_queue_app(
-    settings: Settings, engine: AsyncEngine, storage: LocalStorage
+    settings: Settings, engine: AsyncEngine, storage: LocalStorage, events: EventBus
 ) -> procrastinate.App:
     """A procrastinate app whose one task processes a group order."""
     app = procrastinate.App(
@@ -77,6 +78,7 @@ def create_queue_app(
                 target,
                 f"Processing was tried {settings.job_max_attempts} times without finishing. "
                 "Retry the group order, or ask an operator.",
+                events,
             )
             return
 
@@ -92,12 +94,13 @@ def create_queue_app(
                 worker_id=f"{context.worker_name}:{job.worker_id}",
                 attempt=attempt,
                 keep_lease=keep_lease,
+                events=events,
             )
         except Stopped:
             return
         except FileError as error:
             # The file itself is unusable: no retry can change that.
-            await fail_group_order(engine, target, error.message)
+            await fail_group_order(engine, target, error.message, events)
             return
         except Exception:
             error_id = uuid.uuid4().hex
@@ -114,6 +117,7 @@ def create_queue_app(
                     target,
                     f"Processing failed {attempt} times; the last error has errorId "
                     f"{error_id}. Retry the group order, or ask an operator with that id.",
+                    events,
                 )
                 return
             raise
@@ -131,12 +135,15 @@ class BrokerRunner:
         storage: LocalStorage,
         settings: Settings,
         worker_id: str | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.engine = engine
         self.storage = storage
         self.settings = settings
         self.name = worker_id or "worker"
-        self.queue_app = create_queue_app(settings, engine, storage)
+        # Hears of every change of a group order's status and progress.
+        self.events = events if events is not None else create_event_bus(settings)
+        self.queue_app = create_queue_app(settings, engine, storage, self.events)
 
     def wake(self) -> None:
         """Workers hear of new jobs through PostgreSQL's LISTEN/NOTIFY."""

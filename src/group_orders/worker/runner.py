@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.db.engine import is_sqlite
 from group_orders.db.tables import utc_now
+from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
@@ -44,12 +45,16 @@ class Runner(Protocol):
 
 
 def create_runner(
-    engine: AsyncEngine, storage: LocalStorage, settings: Settings, worker_id: str | None = None
+    engine: AsyncEngine,
+    storage: LocalStorage,
+    settings: Settings,
+    worker_id: str | None = None,
+    events: EventBus | None = None,
 ) -> Runner:
     """The runner of the queue that the database's dialect uses."""
     if is_sqlite(settings.database_url):
-        return JobRunner(engine, storage, settings, worker_id)
-    return BrokerRunner(engine, storage, settings, worker_id or new_worker_id())
+        return JobRunner(engine, storage, settings, worker_id, events=events)
+    return BrokerRunner(engine, storage, settings, worker_id or new_worker_id(), events=events)
 
 
 class JobRunner:
@@ -59,8 +64,11 @@ class JobRunner:
         storage: LocalStorage,
         settings: Settings,
         worker_id: str | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.engine = engine
+        # Hears of every change of a group order's status and progress.
+        self.events = events if events is not None else create_event_bus(settings)
         self.storage = storage
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
@@ -91,12 +99,13 @@ class JobRunner:
                 worker_id=self.worker_id,
                 attempt=job.attempts,
                 keep_lease=keep_lease,
+                events=self.events,
             )
         except Stopped:
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="stopped")
         except FileError as error:
             # The file itself is unusable: no retry can change that.
-            await fail_group_order(self.engine, job.group_order_id, error.message)
+            await fail_group_order(self.engine, job.group_order_id, error.message, self.events)
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="failed")
         except Exception as error:
             error_id = uuid.uuid4().hex
@@ -122,6 +131,7 @@ class JobRunner:
                     job.group_order_id,
                     f"Processing failed {job.attempts} times; the last error has errorId "
                     f"{error_id}. Retry the group order, or ask an operator with that id.",
+                    self.events,
                 )
                 await queue.finish(
                     self.engine, job.id, self.worker_id, now=utc_now(), status="failed"

@@ -1,0 +1,200 @@
+"""Group-order events: "this group order changed", from whoever changed it to whoever
+listens.
+
+An event carries only the group order's id. A listener re-reads the group order from
+the database, so what it answers is the stored truth, never a copy that travelled. Two
+backends:
+
+* ``LocalEventBus``: within one process (the embedded SQLite mode, where the worker
+  runs in the server process).
+* ``RedisEventBus``: Redis pub/sub, so that a server process hears the jobs of every
+  worker process. Each process holds one pattern subscription, whatever the number of
+  its listeners, and hands events to them in memory.
+
+Publishing never raises: an event is a hint, and a listener also re-reads on a slow
+timer, so a broker that is briefly away delays an update but never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from group_orders.settings import Settings
+
+logger = logging.getLogger("group_orders.events")
+
+# How long a new listener waits for the broker to confirm the subscription before it
+# goes on without (its timer still re-reads).
+READY_TIMEOUT_SECONDS = 5.0
+RECONNECT_DELAY_SECONDS = 1.0
+
+
+class Listener:
+    """One listener of one group order: whether something happened since it last looked.
+
+    Events that come while the listener is busy collapse into one, so a slow listener
+    re-reads once for many updates.
+    """
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """True when an event came within ``seconds``, False when none did."""
+        if not self._changed.is_set():
+            try:
+                await asyncio.wait_for(self._changed.wait(), seconds)
+            except TimeoutError:
+                return False
+        self._changed.clear()
+        return True
+
+
+class EventBus:
+    """Publishes group-order events and hands them to this process's listeners."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[uuid.UUID, set[Listener]] = {}
+
+    async def publish(self, group_order_id: uuid.UUID) -> None:
+        """Tell every listener of ``group_order_id`` that it changed. Never raises."""
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def subscribe(self, group_order_id: uuid.UUID) -> AsyncIterator[Listener]:
+        """A listener of ``group_order_id`` for the duration of the block. Events
+        published once this is entered reach it."""
+        await self._ready()
+        listener = Listener()
+        self._listeners.setdefault(group_order_id, set()).add(listener)
+        try:
+            yield listener
+        finally:
+            listeners = self._listeners.get(group_order_id)
+            if listeners is not None:
+                listeners.discard(listener)
+                if not listeners:
+                    del self._listeners[group_order_id]
+
+    def listening(self, group_order_id: uuid.UUID) -> int:
+        """How many listeners of ``group_order_id`` this process has."""
+        return len(self._listeners.get(group_order_id, ()))
+
+    def _deliver(self, group_order_id: uuid.UUID) -> None:
+        for listener in self._listeners.get(group_order_id, ()):
+            listener.notify()
+
+    def _deliver_to_all(self) -> None:
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener.notify()
+
+    async def _ready(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalEventBus(EventBus):
+    """Events within one process."""
+
+    async def publish(self, group_order_id: uuid.UUID) -> None:
+        self._deliver(group_order_id)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+class RedisEventBus(EventBus):
+    """Events through Redis pub/sub, on channels ``<prefix>:group-order:<id>``."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        super().__init__()
+        self._url = url
+        self.prefix = prefix
+        self._prefix = f"{prefix}:group-order:"
+        self._client: redis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    def channel(self, group_order_id: uuid.UUID) -> str:
+        return f"{self._prefix}{group_order_id}"
+
+    def _redis(self) -> redis.Redis:
+        # Made on first use, inside the event loop that will use it.
+        if self._client is None:
+            self._client = redis.Redis.from_url(self._url, decode_responses=True)
+        return self._client
+
+    async def publish(self, group_order_id: uuid.UUID) -> None:
+        try:
+            await self._redis().publish(self.channel(group_order_id), "changed")
+        except (RedisError, OSError) as error:
+            logger.warning("event not published group_order=%s error=%r", group_order_id, error)
+
+    async def _ready(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen(), name="group-order-events")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("events: Redis did not confirm the subscription; relying on timers")
+
+    async def _listen(self) -> None:
+        pattern = _glob_escape(self._prefix) + "*"
+        while True:
+            pubsub = self._redis().pubsub()
+            try:
+                await pubsub.psubscribe(pattern)
+                async for message in pubsub.listen():
+                    if message["type"] == "psubscribe":
+                        self._subscribed.set()
+                        # Whatever happened while not subscribed is re-read now.
+                        self._deliver_to_all()
+                    elif message["type"] == "pmessage":
+                        self._on_message(str(message["channel"]))
+            except (RedisError, OSError) as error:
+                logger.warning("events: Redis subscription lost (%r); reconnecting", error)
+            finally:
+                self._subscribed.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    def _on_message(self, channel: str) -> None:
+        try:
+            group_order_id = uuid.UUID(channel.removeprefix(self._prefix))
+        except ValueError:
+            return
+        self._deliver(group_order_id)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def create_event_bus(settings: Settings) -> EventBus:
+    """Redis pub/sub when ``redis_url`` is set, else events within this process."""
+    if settings.redis_url:
+        return RedisEventBus(settings.redis_url, settings.redis_channel_prefix)
+    return LocalEventBus()
