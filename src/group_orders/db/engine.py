@@ -80,13 +80,29 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+# SQLSTATE classes of a server that is away or full, not of a statement that is wrong:
+# connection exceptions, operator intervention (shutdown, starting up), too many clients.
+_UNAVAILABLE_STATES = ("08", "57P", "53300")
+# SQLite's "busy" and "locked": another writer held the lock past the busy timeout.
+_SQLITE_BUSY = (5, 6)
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """True for the failures of a database that is busy or away, not of a query: the
-    pool exhausted, a connection refused, lost or timed out, SQLite's lock held too long."""
-    if isinstance(error, sa.exc.TimeoutError | sa.exc.OperationalError | sa.exc.InterfaceError):
+    pool exhausted, a connection refused, lost or timed out, the server shutting down or
+    full, SQLite's lock held too long. A wrong statement (a missing table, say) is not."""
+    if isinstance(error, sa.exc.TimeoutError | sa.exc.InterfaceError):
         return True
-    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
-        return True
+    if isinstance(error, sa.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        if getattr(original, "sqlite_errorcode", None) in _SQLITE_BUSY:
+            return True
+        return isinstance(original, OSError | TimeoutError)
     return isinstance(error, OSError | TimeoutError)
 
 
