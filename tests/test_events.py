@@ -158,12 +158,12 @@ import asyncio
 from group_orders.db.engine import create_engine
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
-from group_orders.worker.runner import JobRunner
+from group_orders.worker.runner import create_runner
 
 async def main():
     settings = Settings.from_env()
     engine = create_engine(settings)
-    runner = JobRunner(engine, LocalStorage(settings.data_dir / "files"), settings)
+    runner = create_runner(engine, LocalStorage(settings.data_dir / "files"), settings)
     try:
         print(await runner.run_until_idle())
     finally:

@@ -15,7 +15,7 @@ from conftest import GraphQL
 from group_orders.db.engine import write_transaction
 from group_orders.db.tables import group_order_table
 from group_orders.services.demo import DemoData, demo_id
-from group_orders.worker.runner import JobRunner
+from group_orders.worker.runner import Runner
 from uploading import csv_bytes, good_row, upload
 
 PAGE = """
@@ -303,7 +303,7 @@ async def test_stats_count_what_the_caller_may_see(
 
 
 async def test_stats_list_the_rejection_codes_that_occur_most(
-    client: httpx.AsyncClient, graphql: GraphQL, demo: DemoData, jobs: JobRunner
+    client: httpx.AsyncClient, graphql: GraphQL, demo: DemoData, jobs: Runner
 ) -> None:
     # given: one upload whose rows fail in known ways
     rows = [

@@ -20,7 +20,7 @@ from conftest import GraphQL
 from group_orders.db.tables import group_order_row_table, group_order_table
 from group_orders.services.demo import DemoData, demo_id
 from group_orders.settings import Settings
-from group_orders.worker.runner import JobRunner
+from group_orders.worker.runner import JobRunner, Runner
 from uploading import csv_bytes, good_row, queued_jobs, state, upload
 
 ACME = str(demo_id("acme"))
@@ -41,7 +41,7 @@ async def count_rows(engine: AsyncEngine, table: sa.Table) -> int:
 
 
 async def test_a_client_uploads_and_the_job_splits_the_rows(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner
 ) -> None:
     # given: two good rows and one with a bad email and an unknown SKU
     content = csv_bytes([good_row(1), good_row(2), good_row(3, email="not-an-email", sku="NOPE")])
@@ -76,7 +76,7 @@ async def test_a_client_uploads_and_the_job_splits_the_rows(
 
 
 async def test_result_files_download_with_the_rows_split(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner
 ) -> None:
     # given
     content = csv_bytes([good_row(1), good_row(2, quantity="0"), good_row(3, sku="=HYPERLINK(1)")])
@@ -113,7 +113,7 @@ async def test_result_files_download_with_the_rows_split(
 
 
 async def test_the_rejected_file_fixed_and_uploaded_again_is_accepted(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner
 ) -> None:
     # given: a processed upload with rejected rows
     content = csv_bytes([good_row(1), good_row(2, country="Atlantis"), good_row(3, quantity="x")])
@@ -172,7 +172,7 @@ async def test_the_same_idempotency_key_answers_the_same_group_order(
 
 
 async def test_the_same_file_twice_is_flagged_and_its_orders_rejected_as_duplicates(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner, graphql: GraphQL
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner, graphql: GraphQL
 ) -> None:
     # given
     content = csv_bytes([good_row(1), good_row(2)])
@@ -382,7 +382,7 @@ async def test_an_upload_over_the_limit_is_refused_while_it_streams(
 
 
 async def test_cancel_a_pending_group_order(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner, graphql: GraphQL
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner, graphql: GraphQL
 ) -> None:
     # given
     group_order_id = await uploaded_id(
@@ -554,7 +554,7 @@ async def test_the_embedded_worker_processes_uploads_by_itself(
 
 
 async def test_rows_are_paged_with_cursors(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner, graphql: GraphQL
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner, graphql: GraphQL
 ) -> None:
     # given: 25 rows, every third rejected
     rows = [good_row(n, quantity="0" if n % 3 == 0 else "1") for n in range(1, 26)]
@@ -631,7 +631,7 @@ async def test_large_files_get_their_result_files_from_a_second_process(
 
 
 async def test_a_duplicate_in_a_later_batch_names_the_first_row(
-    client: httpx.AsyncClient, demo: DemoData, jobs: JobRunner, graphql: GraphQL
+    client: httpx.AsyncClient, demo: DemoData, jobs: Runner, graphql: GraphQL
 ) -> None:
     # given: 2,500 rows, the last repeating the order id of the fifth (batches of 1,000)
     rows = [good_row(n) for n in range(1, 2_500)] + [good_row(5)]

@@ -37,6 +37,8 @@ def new_worker_id() -> str:
 
 
 class Runner(Protocol):
+    events: EventBus
+
     def wake(self) -> None: ...
 
     async def run_until_idle(self) -> int: ...
