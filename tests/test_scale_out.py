@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from group_orders.app import create_app
 from group_orders.db.tables import group_order_row_table, group_order_table
 from group_orders.services.demo import DemoData
+from group_orders.services.events import RedisEventBus
 from group_orders.settings import Settings
 from uploading import csv_bytes, good_row, upload
 
@@ -470,3 +471,64 @@ async def test_two_api_processes_and_two_workers_take_twenty_uploads_at_once(
             )
         )
     assert workers == 2
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_START = [
+    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+    "--logfile", "/var/log/redis/ci.log",
+]  # fmt: skip
+
+
+def restart_redis() -> None:
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False)
+    subprocess.run(REDIS_START, check=True, timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ping = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True, check=False
+        )
+        if ping.stdout.strip() == "PONG":
+            return
+        time.sleep(0.1)
+    raise AssertionError("Redis did not come back")
+
+
+async def test_redis_restarted_during_a_job_delays_events_but_loses_nothing(
+    processes: Processes,
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    demo: DemoData,
+) -> None:
+    # given: a worker publishing its progress through Redis, and a listener of it
+    token = demo.tokens["client"]
+    prefix = f"scale-out-{uuid.uuid4().hex[:8]}"
+    content, accepted = orders(1, 12_000)
+    processes.start(
+        "worker",
+        "--name",
+        "publisher",
+        name="publisher",
+        GROUP_ORDERS_REDIS_URL=REDIS_URL,
+        GROUP_ORDERS_REDIS_CHANNEL_PREFIX=prefix,
+    )
+    bus = RedisEventBus(REDIS_URL, prefix)
+    group_order_id = await uploaded(client, token, content)
+    try:
+        async with bus.subscribe(group_order_id) as listener:
+            while (await progress(engine, group_order_id)).processed_rows < 3_000:
+                await listener.wait(0.05)
+
+            # when: Redis restarts (it keeps nothing on disk) in the middle of the job
+            await asyncio.to_thread(restart_redis)
+            status = await until_final(engine, group_order_id)
+            # then: the listener, subscribed again, hears of the group order once more
+            heard = await listener.wait(15)
+    finally:
+        await bus.close()
+
+    # then: the job finished whole; only events were missed, and they are hints
+    assert status == "completed", processes.log("publisher")
+    assert heard
+    await assert_complete(engine, client, token, group_order_id, total=12_000, accepted=accepted)
