@@ -16,6 +16,7 @@ from group_orders.services.demo import DemoData
 from group_orders.services.events import (
     EventBus,
     LocalEventBus,
+    PostgresEventBus,
     RedisEventBus,
     create_event_bus,
 )
@@ -211,3 +212,48 @@ async def test_a_subscriber_hears_a_job_run_by_another_process_through_redis(
     final = rest[-2]["payload"]["data"]["groupOrderUpdated"]
     assert (final["status"], final["successfulOrders"]) == ("completed", 3)
     assert rest[-1] == {"id": "1", "type": "complete"}
+
+
+PG_PUBLISH = """
+import asyncio, sys, uuid
+from group_orders.services.events import create_event_bus
+from group_orders.settings import Settings
+
+async def main():
+    bus = create_event_bus(Settings(database_url=sys.argv[1]))
+    await bus.publish(uuid.UUID(sys.argv[2]))
+    await bus.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_on_postgresql_the_bus_is_listen_notify_and_crosses_processes(
+    database_url: str,
+) -> None:
+    # given: the bus the settings choose on PostgreSQL without Redis
+    bus = create_event_bus(Settings(database_url=database_url))
+    assert isinstance(bus, PostgresEventBus)
+    changed, other = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with bus.subscribe(changed) as listener, bus.subscribe(other) as bystander:
+            # when: another process publishes on the same database
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", PG_PUBLISH, database_url, str(changed), cwd=ROOT
+            )
+            assert await process.wait() == 0
+
+            # then
+            assert await listener.wait(60) is True
+            assert await bystander.wait(0) is False
+    finally:
+        await bus.close()
+
+
+async def test_publishing_to_an_unreachable_postgresql_does_not_raise() -> None:
+    bus = PostgresEventBus("postgresql://postgres@127.0.0.1:1/none")
+    try:
+        await bus.publish(uuid.uuid4())
+    finally:
+        await bus.close()

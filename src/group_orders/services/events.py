@@ -10,6 +10,10 @@ backends:
 * ``RedisEventBus``: Redis pub/sub, so that a server process hears the jobs of every
   worker process. Each process holds one pattern subscription, whatever the number of
   its listeners, and hands events to them in memory.
+* ``PostgresEventBus``: PostgreSQL's ``LISTEN``/``NOTIFY`` on the service's own
+  database, the default on PostgreSQL when no Redis is set: worker processes on other
+  machines reach the server processes with nothing more to run. One listening
+  connection per process, handed out in memory as with Redis.
 
 Publishing never raises: an event is a hint, and a listener also re-reads on a slow
 timer, so a broker that is briefly away delays an update but never loses one.
@@ -25,8 +29,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import redis.asyncio as redis
 from redis.exceptions import RedisError
+from sqlalchemy.engine import make_url
 
 from group_orders.settings import Settings
 
@@ -36,6 +42,9 @@ logger = logging.getLogger("group_orders.events")
 # goes on without (its timer still re-reads).
 READY_TIMEOUT_SECONDS = 5.0
 RECONNECT_DELAY_SECONDS = 1.0
+# How often an idle PostgreSQL listener checks that its server is still there.
+KEEPALIVE_SECONDS = 15.0
+POSTGRES_CHANNEL = "group_order_changed"
 
 
 class Listener:
@@ -193,8 +202,94 @@ class RedisEventBus(EventBus):
             self._client = None
 
 
+class PostgresEventBus(EventBus):
+    """Events through ``NOTIFY`` on one channel of the service's PostgreSQL database; the
+    payload is the group order's id. Deployments on other databases never meet."""
+
+    def __init__(self, dsn: str, channel: str = POSTGRES_CHANNEL) -> None:
+        super().__init__()
+        self._dsn = dsn
+        self.channel = channel
+        self._publisher: asyncpg.Connection | None = None
+        self._publishing = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def publish(self, group_order_id: uuid.UUID) -> None:
+        async with self._publishing:
+            try:
+                if self._publisher is None or self._publisher.is_closed():
+                    self._publisher = await asyncpg.connect(self._dsn, timeout=5)
+                await self._publisher.execute(
+                    "SELECT pg_notify($1, $2)", self.channel, str(group_order_id)
+                )
+            except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+                logger.warning("event not published group_order=%s error=%r", group_order_id, error)
+                await self._drop_publisher()
+
+    async def _drop_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            with contextlib.suppress(asyncpg.PostgresError, OSError):
+                publisher.terminate()
+
+    async def _ready(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen(), name="group-order-events")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("events: PostgreSQL did not take the LISTEN; relying on timers")
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            group_order_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        self._deliver(group_order_id)
+
+    async def _listen(self) -> None:
+        while True:
+            lost = asyncio.Event()
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=5)
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(self.channel, self._on_notification)
+                self._subscribed.set()
+                # Whatever happened while not listening is re-read now.
+                self._deliver_to_all()
+                while not lost.is_set():
+                    # A server that went away without closing the socket is found here.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
+                    if not lost.is_set():
+                        await connection.execute("SELECT 1", timeout=5)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+                logger.warning("events: PostgreSQL listener lost (%r); reconnecting", error)
+            finally:
+                self._subscribed.clear()
+                if connection is not None:
+                    connection.terminate()
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        async with self._publishing:
+            await self._drop_publisher()
+
+
 def create_event_bus(settings: Settings) -> EventBus:
-    """Redis pub/sub when ``redis_url`` is set, else events within this process."""
+    """Redis pub/sub when ``redis_url`` is set; else PostgreSQL's ``LISTEN``/``NOTIFY``
+    on PostgreSQL; else events within this process (SQLite)."""
     if settings.redis_url:
         return RedisEventBus(settings.redis_url, settings.redis_channel_prefix)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "postgresql":
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresEventBus(dsn)
     return LocalEventBus()
