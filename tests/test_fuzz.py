@@ -501,12 +501,6 @@ async def test_random_bytes_posted_are_refused_with_a_code(
     check_answer(response, repr(body), media_type_for(accept))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, open: for some malformed multipart bodies a spooled upload file is "
-    "left for the garbage collector to close (ResourceWarning: unclosed "
-    "SpooledTemporaryFile); every answer itself is a documented JSON error",
-)
 @TRANSPORT_EXAMPLES
 @given(body=multipart_bodies(), content_type=st.sampled_from(MULTIPART_TYPES), token=authorizations)
 async def test_random_multipart_bodies_are_refused_with_a_code(

@@ -36,7 +36,7 @@ from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message
@@ -223,8 +223,10 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
             "sends after a CORS preflight (this protects against cross-site uploads).",
             param="GraphQL-Require-Preflight",
         )
+    limited = _limited(request, limit)
+    parser = MultiPartParser(limited.headers, limited.stream(), max_files=1, max_fields=10)
     try:
-        form = await _limited(request, limit).form(max_files=1, max_fields=10)
+        form = await parser.parse()
     except (MultiPartException, HTTPException) as error:
         # Starlette answers a malformed body with an HTTPException of its own.
         detail = error.detail if isinstance(error, HTTPException) else str(error)
@@ -233,12 +235,25 @@ async def _multipart_payload(request: Request, limit: int) -> tuple[dict[str, An
             f"The multipart body could not be read: {str(detail).rstrip('.')}.",
             param="body",
         ) from None
+    _close_unfinished_parts(parser, form)
     try:
         return _operation_with_files(form), form
     except BaseException:
         # Whatever is wrong with it, the request's spooled files are closed now.
         await form.close()
         raise
+
+
+def _close_unfinished_parts(parser: MultiPartParser, form: FormData) -> None:
+    """A body that ends inside a file part still parses, but that part's spooled file
+    is in no form field: close it now rather than leave it to the garbage collector.
+    (Starlette tracks every file it opens, to close them when parsing fails.)"""
+    kept = {
+        id(value.file) for _, value in form.multi_items() if isinstance(value, StarletteUploadFile)
+    }
+    for spooled in parser._files_to_close_on_error:
+        if id(spooled) not in kept:
+            spooled.close()
 
 
 def _operation_with_files(form: FormData) -> dict[str, Any]:
