@@ -47,7 +47,7 @@ def test_db_upgrade_creates_and_migrates_a_new_database(fresh: Settings) -> None
     result = run_cli(fresh, "db", "upgrade")
 
     # then
-    assert result.stdout == "database revision: 0002 (head: 0002)\n"
+    assert result.stdout == "database revision: 0003_notifications (head: 0003_notifications)\n"
     assert (fresh.data_dir / "db.sqlite").is_file()
 
 
@@ -169,14 +169,16 @@ async def test_routes_withdraw_and_deploy(settings: Settings) -> None:
     # then
     assert withdrawn.stdout.splitlines() == [
         "service sessions: withdrawn",
-        "route             service              route state  service state",
-        "cancelGroupOrder  group-order-uploads  deployed     deployed",
-        "createGroupOrder  group-order-uploads  deployed     deployed",
-        "retryGroupOrder   group-order-uploads  deployed     deployed",
-        "groupOrder        group-orders         deployed     deployed",
-        "groupOrderStats   group-orders         deployed     deployed",
-        "groupOrders       group-orders         deployed     deployed",
-        "session           sessions             deployed     withdrawn",
+        "route                  service              route state  service state",
+        "cancelGroupOrder       group-order-uploads  deployed     deployed",
+        "createGroupOrder       group-order-uploads  deployed     deployed",
+        "retryGroupOrder        group-order-uploads  deployed     deployed",
+        "groupOrder             group-orders         deployed     deployed",
+        "groupOrderStats        group-orders         deployed     deployed",
+        "groupOrders            group-orders         deployed     deployed",
+        "resendGroupOrderEmail  notifications        deployed     deployed",
+        "setEmailNotifications  notifications        deployed     deployed",
+        "session                sessions             deployed     withdrawn",
     ]
     assert while_withdrawn["errors"][0]["extensions"]["code"] == "service-not-found"
     assert deployed_again["extensions"] == {"status": "action-successful"}
