@@ -69,7 +69,9 @@ async def send_email(settings: Settings, email: Email) -> str:
 
 def _send_console(settings: Settings, email: Email) -> str:
     message = build_message(settings, email)
-    logger.info("email (console backend, not sent)\n%s", mask_links(message.as_string()))
+    # The headers and the text as a reader sees it, not its transfer encoding.
+    headers = "".join(f"{name}: {value}\n" for name, value in message.items())
+    logger.info("email (console backend, not sent)\n%s\n%s", headers, mask_links(email.text))
     return str(message["Message-ID"])
 
 
