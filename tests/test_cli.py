@@ -232,3 +232,58 @@ def test_catalog_import_adds_and_updates_skus(settings: Settings, tmp_path: Path
     ).fetchall()
     database.close()
     assert rows == [("BIKE-1", "City bike", 1), ("MUG-01", "Mug", 0)]
+
+
+def test_webhook_set_replace_and_remove(settings: Settings) -> None:
+    # given
+    acme = str(demo_id("acme"))
+    url = "https://orders.acme.example/hooks/group-orders"
+
+    # when
+    bad_url = run_cli(settings, "webhook", "set", "--client", acme, "--url", "ftp://x", check=False)
+    short = run_cli(
+        settings, "webhook", "set", "--client", acme, "--url", url, "--secret", "s", check=False
+    )
+    unknown = run_cli(
+        settings,
+        "webhook",
+        "set",
+        "--client",
+        str(uuid.uuid4()),
+        "--url",
+        url,
+        "--secret",
+        "0123456789abcdef",
+        check=False,
+    )
+    generated = run_cli(settings, "webhook", "set", "--client", acme, "--url", url)
+    given = run_cli(
+        settings, "webhook", "set", "--client", acme, "--url", url, "--secret", "0123456789abcdef"
+    )
+    with sqlite3.connect(settings.data_dir / "db.sqlite") as connection:
+        stored = connection.execute("SELECT url, secret FROM client_webhook").fetchall()
+    removed = run_cli(settings, "webhook", "remove", "--client", acme)
+    again = run_cli(settings, "webhook", "remove", "--client", acme, check=False)
+
+    # then
+    assert (bad_url.returncode, bad_url.stderr) == (
+        2,
+        "group-orders: the webhook URL must be http:// or https://, got 'ftp://x'\n",
+    )
+    assert (short.returncode, short.stderr) == (
+        2,
+        "group-orders: the webhook secret must be at least 16 characters\n",
+    )
+    assert unknown.returncode == 2
+    assert "no client has the id" in unknown.stderr
+    printed_url, printed_secret = generated.stdout.splitlines()
+    assert printed_url == f"webhook of client {acme}: {url}"
+    assert printed_secret.startswith("secret: ")
+    assert len(printed_secret.removeprefix("secret: ")) == 43  # 32 random bytes, base64
+    assert given.stdout == f"webhook of client {acme}: {url}\n"
+    assert stored == [(url, "0123456789abcdef")]
+    assert removed.stdout == f"webhook of client {acme}: removed\n"
+    assert (again.returncode, again.stderr) == (
+        2,
+        f"group-orders: the client {acme} has no webhook\n",
+    )

@@ -18,6 +18,11 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def optional_utc(value: datetime | None) -> datetime | None:
+    """``as_utc`` of a timestamp that may be absent."""
+    return as_utc(value) if value is not None else None
+
+
 def _timestamp(*, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
 

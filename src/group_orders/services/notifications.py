@@ -38,6 +38,7 @@ from group_orders.db.tables import (
     client_webhook_table,
     group_order_table,
     notification_table,
+    optional_utc,
     user_table,
     utc_now,
 )
@@ -77,10 +78,6 @@ class NotificationRecord:
     sent_at: datetime | None
 
 
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 def _record(row: RowMapping) -> NotificationRecord:
     return NotificationRecord(
         id=row["id"],
@@ -93,9 +90,9 @@ def _record(row: RowMapping) -> NotificationRecord:
         last_error=row["last_error"],
         response=row["response"],
         created_at=as_utc(row["created_at"]),
-        last_attempt_at=_optional_utc(row["last_attempt_at"]),
-        next_attempt_at=_optional_utc(row["next_attempt_at"]),
-        sent_at=_optional_utc(row["sent_at"]),
+        last_attempt_at=optional_utc(row["last_attempt_at"]),
+        next_attempt_at=optional_utc(row["next_attempt_at"]),
+        sent_at=optional_utc(row["sent_at"]),
     )
 
 
@@ -256,6 +253,12 @@ async def attempt(engine: AsyncEngine, settings: Settings, notification_id: uuid
             recipient, response = await _post_webhook(engine, settings, notification)
     except SendFailed as failure:
         error = failure
+    except Exception:
+        # A fault of ours, not the provider's: still a try that counts, so that it can't
+        # be retried for ever.
+        error_id = uuid.uuid4().hex
+        logger.exception("notification error errorId=%s id=%s", error_id, notification.id)
+        error = SendFailed(f"an unexpected error; the log has errorId {error_id}")
     attempts = notification.attempts + 1
     now = utc_now()
     values: dict[str, Any] = {
