@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.app import create_app
-from group_orders.db.tables import as_utc, notification_table, utc_now
+from group_orders.db.tables import as_utc, group_order_table, notification_table, utc_now
 from group_orders.services.demo import DemoData, demo_id
 from group_orders.services.notifications import deliver_due_notifications, set_webhook
 from group_orders.settings import Settings
@@ -617,3 +617,33 @@ async def test_webhook_deliveries_are_for_employees_only(
     assert as_client["data"] == {"groupOrder": None}
     assert as_client["errors"][0]["extensions"]["code"] == "invalid-param"
     assert "webhookDeliveries" in as_client["errors"][0]["message"]
+
+
+async def test_a_file_name_with_line_breaks_stays_on_the_subject_line(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: an uploaded file whose stored name holds line breaks (a header injection)
+    with smtp_server() as smtp:
+        async with running(
+            settings, demo, email_backend="smtp", smtp_host=smtp.host, smtp_port=smtp.port
+        ) as service:
+            response = await upload(service.client, demo.tokens["client"], csv_bytes(ROWS))
+            group_order_id = response.json()["data"]["createGroupOrder"]["groupOrder"]["id"]
+            async with service.engine.begin() as connection:
+                await connection.execute(
+                    sa.update(group_order_table)
+                    .where(group_order_table.c.id == uuid.UUID(group_order_id))
+                    .values(source_name="orders.csv\r\nBcc: someone@example.com")
+                )
+
+            # when
+            await service.jobs.run_until_idle()
+
+    # then
+    [(envelope, message)] = smtp.messages
+    assert envelope.rcpt_tos == [ALICE]
+    assert message["Bcc"] is None
+    # (a long subject is folded over two lines, as headers are)
+    assert " ".join(message["Subject"].split()) == (
+        "Group order orders.csv Bcc: someone@example.com completed: 2 accepted, 1 rejected"
+    )

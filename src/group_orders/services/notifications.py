@@ -329,7 +329,8 @@ async def outcome_email(
     async with engine.connect() as connection:
         row = (await connection.execute(query)).mappings().one()
     record = record_from_row(row)
-    name = record.source_name or "upload"
+    # The file's name as uploaded, on one line: it goes into a header.
+    name = " ".join((record.source_name or "upload").split())[:100] or "upload"
     now = utc_now()
     signer = LinkSigner(settings.secret_key, settings.email_link_lifetime)
     base_url = settings.public_base_url or DEFAULT_LINK_BASE_URL
