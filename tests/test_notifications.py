@@ -647,3 +647,83 @@ async def test_a_file_name_with_line_breaks_stays_on_the_subject_line(
     assert " ".join(message["Subject"].split()) == (
         "Group order orders.csv Bcc: someone@example.com completed: 2 accepted, 1 rejected"
     )
+
+
+# --- Settings ----------------------------------------------------------------------------
+
+
+def test_notification_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "GROUP_ORDERS_EMAIL_BACKEND": "smtp",
+            "GROUP_ORDERS_EMAIL_FROM": "orders@plano.example",
+            "GROUP_ORDERS_SMTP_HOST": "mail.plano.example",
+            "GROUP_ORDERS_SMTP_PORT": "587",
+            "GROUP_ORDERS_SMTP_USERNAME": "orders",
+            "GROUP_ORDERS_SMTP_PASSWORD": "pw",
+            "GROUP_ORDERS_SMTP_TLS": "starttls",
+            "GROUP_ORDERS_MANDRILL_BASE_URL": "http://127.0.0.1:9",
+            "GROUP_ORDERS_EMAIL_LINK_LIFETIME_SECONDS": "86400",
+            "GROUP_ORDERS_NOTIFICATION_MAX_ATTEMPTS": "7",
+            "GROUP_ORDERS_NOTIFICATION_RETRY_DELAY_SECONDS": "30",
+            "GROUP_ORDERS_SEND_TIMEOUT_SECONDS": "2.5",
+        }
+    )
+
+    assert (
+        settings.email_backend,
+        settings.email_from,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_username,
+        settings.smtp_password,
+        settings.smtp_tls,
+        settings.mandrill_base_url,
+        settings.email_link_lifetime,
+        settings.notification_max_attempts,
+        settings.notification_retry_delay_seconds,
+        settings.send_timeout_seconds,
+    ) == (
+        "smtp",
+        "orders@plano.example",
+        "mail.plano.example",
+        587,
+        "orders",
+        "pw",
+        "starttls",
+        "http://127.0.0.1:9",
+        timedelta(days=1),
+        7,
+        30,
+        2.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"GROUP_ORDERS_EMAIL_BACKEND": "pigeon"},
+            "GROUP_ORDERS_EMAIL_BACKEND must be one of console, smtp, mandrill, got 'pigeon'",
+        ),
+        (
+            {"GROUP_ORDERS_SMTP_TLS": "yes"},
+            "GROUP_ORDERS_SMTP_TLS must be one of none, starttls, tls, got 'yes'",
+        ),
+        (
+            {"GROUP_ORDERS_SEND_TIMEOUT_SECONDS": "soon"},
+            "GROUP_ORDERS_SEND_TIMEOUT_SECONDS must be a number, got 'soon'",
+        ),
+    ],
+)
+def test_wrong_notification_settings_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Settings.from_env(environ)
+
+
+def test_the_mandrill_backend_needs_an_api_key() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^GROUP_ORDERS_EMAIL_BACKEND=mandrill needs GROUP_ORDERS_MANDRILL_API_KEY$",
+    ):
+        Settings.from_env({"GROUP_ORDERS_EMAIL_BACKEND": "mandrill"}).check()
