@@ -386,13 +386,13 @@ async def outcome_email(
 # --- Resending ---------------------------------------------------------------------------
 
 
-async def resend_email(
-    engine: AsyncEngine, settings: Settings, group_order_id: uuid.UUID
-) -> NotificationRecord:
+async def resend_email(engine: AsyncEngine, settings: Settings, group_order_id: uuid.UUID) -> None:
     """Send the email of a completed or failed group order again, now.
 
-    Answers the notification as recorded; a provider that refuses or times out is
-    recorded like any failed try and answered ``mandrill-email-failed``.
+    The try is one more of the outcome's email notification (one is recorded if there
+    was none), so that the worker does not send it once more as well. A provider that
+    refuses or times out is recorded like any failed try, and answered
+    ``mandrill-email-failed``.
     """
     async with write_transaction(engine) as connection:
         row = (
@@ -427,13 +427,31 @@ async def resend_email(
                 "The uploader turned group-order emails off.",
                 param="id",
             )
-        now = utc_now()
-        values = _new(group_order_id, EMAIL, status, row.email, now, skipped=False)
-        # Not due: this request sends it, not the worker.
-        values["next_attempt_at"] = None
-        await connection.execute(sa.insert(notification_table).values(**values))
+        table = notification_table
+        notification_id = (
+            await connection.execute(
+                sa.select(table.c.id)
+                .where(table.c.group_order_id == group_order_id)
+                .where(table.c.channel == EMAIL)
+                .where(table.c.event == status.value)
+                .order_by(table.c.created_at.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        # Not due while this request sends it: the worker leaves it alone.
+        if notification_id is None:
+            values = _new(group_order_id, EMAIL, status, row.email, utc_now(), skipped=False)
+            values["next_attempt_at"] = None
+            notification_id = values["id"]
+            await connection.execute(sa.insert(table).values(**values))
+        else:
+            await connection.execute(
+                sa.update(table)
+                .where(table.c.id == notification_id)
+                .values(recipient=row.email, next_attempt_at=None, updated_at=utc_now())
+            )
     try:
-        await attempt(engine, settings, values["id"])
+        await attempt(engine, settings, notification_id)
     except SendFailed as error:
         raise ApiError(
             "mandrill-email-failed",
@@ -441,8 +459,6 @@ async def resend_email(
             "on the group order's notification.",
             param="id",
         ) from None
-    found = await notifications_of_many(engine, [group_order_id])
-    return next(n for n in found[group_order_id] if n.id == values["id"])
 
 
 # --- Webhooks ----------------------------------------------------------------------------
