@@ -72,6 +72,8 @@ VIEW_TABLE: dict[str, tuple[bool, bool, bool, bool]] = {
     "workerId": (_, _, X, _),
     "startedAt": (_, _, X, _),
     "finishedAt": (_, _, X, _),
+    "notification": (_, _, X, _),
+    "webhookDeliveries": (_, _, X, _),
 }
 ALL_ROLES = frozenset({"client", "liaison", "employee"})
 VIEW_ROLES = dict(
@@ -89,6 +91,8 @@ SELECTIONS = {name: name for name in FIELDS} | {
     "client": "client { name }",
     "uploader": "uploader { name }",
     "rows": "rows { totalCount }",
+    "notification": "notification { status attempts lastError }",
+    "webhookDeliveries": "webhookDeliveries { status }",
 }
 
 # --- The contract's roles table -------------------------------------------------------
@@ -469,6 +473,9 @@ def field_value(matrix: Matrix, key: tuple[str, str], name: str) -> object:
         "workerId": None,
         "startedAt": None,
         "finishedAt": None,
+        # The demo's group orders reached their status without a worker: nothing was sent.
+        "notification": None,
+        "webhookDeliveries": [],
     }
     return values[name]
 

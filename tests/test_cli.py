@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from group_orders.db.engine import create_engine
-from group_orders.db.tables import catalog_item_table
+from group_orders.db.tables import catalog_item_table, client_webhook_table
 from group_orders.services.demo import demo_id
 from group_orders.settings import Settings
 
@@ -50,7 +50,7 @@ def test_db_upgrade_creates_and_migrates_a_new_database(fresh: Settings) -> None
     result = run_cli(fresh, "db", "upgrade")
 
     # then
-    assert result.stdout == "database revision: 0003 (head: 0003)\n"
+    assert result.stdout == "database revision: 0004 (head: 0004)\n"
     assert (fresh.data_dir / "db.sqlite").is_file()
 
 
@@ -172,15 +172,17 @@ async def test_routes_withdraw_and_deploy(settings: Settings) -> None:
     # then
     assert withdrawn.stdout.splitlines() == [
         "service sessions: withdrawn",
-        "route             service              route state  service state",
-        "cancelGroupOrder  group-order-uploads  deployed     deployed",
-        "createGroupOrder  group-order-uploads  deployed     deployed",
-        "retryGroupOrder   group-order-uploads  deployed     deployed",
-        "groupOrder        group-orders         deployed     deployed",
-        "groupOrderStats   group-orders         deployed     deployed",
-        "groupOrderUpdated group-orders         deployed     deployed",
-        "groupOrders       group-orders         deployed     deployed",
-        "session           sessions             deployed     withdrawn",
+        "route                  service              route state  service state",
+        "cancelGroupOrder       group-order-uploads  deployed     deployed",
+        "createGroupOrder       group-order-uploads  deployed     deployed",
+        "retryGroupOrder        group-order-uploads  deployed     deployed",
+        "groupOrder             group-orders         deployed     deployed",
+        "groupOrderStats        group-orders         deployed     deployed",
+        "groupOrderUpdated      group-orders         deployed     deployed",
+        "groupOrders            group-orders         deployed     deployed",
+        "resendGroupOrderEmail  notifications        deployed     deployed",
+        "setEmailNotifications  notifications        deployed     deployed",
+        "session                sessions             deployed     withdrawn",
     ]
     assert while_withdrawn["errors"][0]["extensions"]["code"] == "service-not-found"
     assert deployed_again["extensions"] == {"status": "action-successful"}
@@ -247,3 +249,69 @@ def test_catalog_import_adds_and_updates_skus(settings: Settings, tmp_path: Path
     assert "no client has the id" in unknown.stderr
     rows = asyncio.run(catalog_rows(settings, uuid.UUID(acme), ("BIKE-1", "MUG-01")))
     assert rows == [("BIKE-1", "City bike", True), ("MUG-01", "Mug", False)]
+
+
+async def webhooks(settings: Settings) -> list[tuple[str, str]]:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(client_webhook_table.c.url, client_webhook_table.c.secret)
+            )
+            return [(row.url, row.secret) for row in result]
+    finally:
+        await engine.dispose()
+
+
+def test_webhook_set_replace_and_remove(settings: Settings) -> None:
+    # given
+    acme = str(demo_id("acme"))
+    url = "https://orders.acme.example/hooks/group-orders"
+
+    # when
+    bad_url = run_cli(settings, "webhook", "set", "--client", acme, "--url", "ftp://x", check=False)
+    short = run_cli(
+        settings, "webhook", "set", "--client", acme, "--url", url, "--secret", "s", check=False
+    )
+    unknown = run_cli(
+        settings,
+        "webhook",
+        "set",
+        "--client",
+        str(uuid.uuid4()),
+        "--url",
+        url,
+        "--secret",
+        "0123456789abcdef",
+        check=False,
+    )
+    generated = run_cli(settings, "webhook", "set", "--client", acme, "--url", url)
+    given = run_cli(
+        settings, "webhook", "set", "--client", acme, "--url", url, "--secret", "0123456789abcdef"
+    )
+    stored = asyncio.run(webhooks(settings))
+    removed = run_cli(settings, "webhook", "remove", "--client", acme)
+    again = run_cli(settings, "webhook", "remove", "--client", acme, check=False)
+
+    # then
+    assert (bad_url.returncode, bad_url.stderr) == (
+        2,
+        "group-orders: the webhook URL must be http:// or https://, got 'ftp://x'\n",
+    )
+    assert (short.returncode, short.stderr) == (
+        2,
+        "group-orders: the webhook secret must be at least 16 characters\n",
+    )
+    assert unknown.returncode == 2
+    assert "no client has the id" in unknown.stderr
+    printed_url, printed_secret = generated.stdout.splitlines()
+    assert printed_url == f"webhook of client {acme}: {url}"
+    assert printed_secret.startswith("secret: ")
+    assert len(printed_secret.removeprefix("secret: ")) == 43  # 32 random bytes, base64
+    assert given.stdout == f"webhook of client {acme}: {url}\n"
+    assert stored == [(url, "0123456789abcdef")]
+    assert removed.stdout == f"webhook of client {acme}: removed\n"
+    assert (again.returncode, again.stderr) == (
+        2,
+        f"group-orders: the client {acme} has no webhook\n",
+    )

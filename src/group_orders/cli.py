@@ -1,4 +1,5 @@
-"""The ``group-orders`` command: serve, db, demo, token, user, client, routes, export-schema.
+"""The ``group-orders`` command: serve, db, demo, token, user, client, routes, webhook,
+export-schema.
 
 Every command reads its settings from the environment (``DATABASE_URL``,
 ``GROUP_ORDERS_DATA_DIR``, ...; see ``docs/operating.md``) and migrates the database
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import secrets
 import signal
 import sys
 import uuid
@@ -254,13 +256,36 @@ def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
             except LookupError as error:
                 raise CommandError(str(error)) from None
             print(f"{kind} {args.name}: {'deployed' if args.action == 'deploy' else 'withdrawn'}")
-        print(f"{'route':<17} {'service':<20} {'route state':<12} service state")
+        print(f"{'route':<22} {'service':<20} {'route state':<12} service state")
         for state in await routes.list_routes(engine):
             print(
-                f"{state.route:<17} {state.service:<20} "
+                f"{state.route:<22} {state.service:<20} "
                 f"{'deployed' if state.route_deployed else 'withdrawn':<12} "
                 f"{'deployed' if state.service_deployed else 'withdrawn'}"
             )
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    from group_orders.services.notifications import remove_webhook, set_webhook
+
+    async def work(engine: AsyncEngine) -> int:
+        if args.action == "remove":
+            if not await remove_webhook(engine, args.client):
+                raise CommandError(f"the client {args.client} has no webhook")
+            print(f"webhook of client {args.client}: removed")
+            return 0
+        secret = args.secret or secrets.token_urlsafe(32)
+        try:
+            await set_webhook(engine, args.client, args.url, secret)
+        except LookupError as error:
+            raise CommandError(str(error)) from None
+        print(f"webhook of client {args.client}: {args.url}")
+        if not args.secret:
+            # Generated here: shown once, so that the receiver can verify signatures.
+            print(f"secret: {secret}")
         return 0
 
     return _run(settings, work)
@@ -414,6 +439,20 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--dry-run", action="store_true", help="validate only, store nothing")
     upload.add_argument("--no-wait", action="store_true", help="do not follow processing")
     upload.set_defaults(handler=cmd_upload)
+
+    webhook = commands.add_parser(
+        "webhook", help="a client's webhook, POSTed when its group orders complete or fail"
+    )
+    webhook_actions = webhook.add_subparsers(dest="action", required=True)
+    webhook_set = webhook_actions.add_parser("set", help="set or replace a client's webhook")
+    webhook_set.add_argument("--client", type=_uuid, required=True)
+    webhook_set.add_argument("--url", required=True, help="an http:// or https:// URL")
+    webhook_set.add_argument(
+        "--secret", help="signs each POST (16 characters or more); generated when absent"
+    )
+    webhook_remove = webhook_actions.add_parser("remove", help="remove a client's webhook")
+    webhook_remove.add_argument("--client", type=_uuid, required=True)
+    webhook.set_defaults(handler=cmd_webhook)
 
     export = commands.add_parser("export-schema", help="print or write schema.graphql")
     export.add_argument("--output", "-o", default="-")

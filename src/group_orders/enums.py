@@ -42,3 +42,11 @@ class GroupOrderOutcome(Enum):
     all_accepted = "all_accepted"
     partial = "partial"
     all_rejected = "all_rejected"
+
+
+class NotificationStatus(Enum):
+    pending = "pending"
+    retrying = "retrying"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"

@@ -71,7 +71,10 @@ _CODES = (
     StatusCode(
         "mandrill-email-failed",
         500,
-        "Sending an email failed; the failure is also recorded for operators.",
+        "Sending an email failed: the provider (Mandrill or the SMTP server) refused it, "
+        "failed or did not answer in time (`resendGroupOrderEmail`). Nothing else is "
+        "affected; the failure is recorded on the group order's `notification` "
+        "(see notifications.md).",
     ),
     StatusCode(
         "invalid-content-type",

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Self
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/group-orders.db"
+EMAIL_BACKENDS = ("console", "smtp", "mandrill")
+SMTP_TLS_MODES = ("none", "starttls", "tls")
 
 
 def _env_int(environ: dict[str, str], name: str, default: int) -> int:
@@ -107,10 +109,32 @@ class Settings:
     # A subscription re-reads its group order this often even when no event came, and
     # checks the connection's token as often.
     subscription_refresh_seconds: float = 10.0
+    # Notifications: the uploader's email when a group order completes or fails, and the
+    # client's webhook. "console" writes emails to the log; "smtp" and "mandrill" send.
+    email_backend: str = "console"
+    email_from: str = "group-orders@localhost"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # "none", "starttls" (upgrade a plain connection) or "tls" (TLS from the start).
+    smtp_tls: str = "none"
+    mandrill_api_key: str | None = None
+    mandrill_base_url: str = "https://mandrillapp.com"
+    # File links in an email outlive the API's: the email is read later.
+    email_link_lifetime_seconds: int = 7 * 24 * 3600
+    # A failed send is tried again after delay, 2 x delay, 4 x delay, ... until attempts.
+    notification_max_attempts: int = 5
+    notification_retry_delay_seconds: int = 60
+    send_timeout_seconds: float = 10.0
 
     @property
     def link_lifetime(self) -> timedelta:
         return timedelta(seconds=self.link_lifetime_seconds)
+
+    @property
+    def email_link_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.email_link_lifetime_seconds)
 
     @property
     def production(self) -> bool:
@@ -121,6 +145,10 @@ class Settings:
         if self.environment not in ("development", "production"):
             raise ValueError(
                 f"GROUP_ORDERS_ENV must be development or production, not {self.environment!r}"
+            )
+        if self.email_backend == "mandrill" and not self.mandrill_api_key:
+            raise ValueError(
+                "GROUP_ORDERS_EMAIL_BACKEND=mandrill needs GROUP_ORDERS_MANDRILL_API_KEY"
             )
         if not self.production:
             return
@@ -229,6 +257,35 @@ class Settings:
                     "GROUP_ORDERS_SUBSCRIPTION_REFRESH_SECONDS",
                     defaults.subscription_refresh_seconds,
                 )
+            ),
+            email_backend=_env_choice(
+                env, "GROUP_ORDERS_EMAIL_BACKEND", EMAIL_BACKENDS, defaults.email_backend
+            ),
+            email_from=env.get("GROUP_ORDERS_EMAIL_FROM") or defaults.email_from,
+            smtp_host=env.get("GROUP_ORDERS_SMTP_HOST") or defaults.smtp_host,
+            smtp_port=_env_int(env, "GROUP_ORDERS_SMTP_PORT", defaults.smtp_port),
+            smtp_username=env.get("GROUP_ORDERS_SMTP_USERNAME") or None,
+            smtp_password=env.get("GROUP_ORDERS_SMTP_PASSWORD") or None,
+            smtp_tls=_env_choice(env, "GROUP_ORDERS_SMTP_TLS", SMTP_TLS_MODES, defaults.smtp_tls),
+            mandrill_api_key=env.get("GROUP_ORDERS_MANDRILL_API_KEY") or None,
+            mandrill_base_url=(
+                env.get("GROUP_ORDERS_MANDRILL_BASE_URL") or defaults.mandrill_base_url
+            ),
+            email_link_lifetime_seconds=_env_int(
+                env,
+                "GROUP_ORDERS_EMAIL_LINK_LIFETIME_SECONDS",
+                defaults.email_link_lifetime_seconds,
+            ),
+            notification_max_attempts=_env_int(
+                env, "GROUP_ORDERS_NOTIFICATION_MAX_ATTEMPTS", defaults.notification_max_attempts
+            ),
+            notification_retry_delay_seconds=_env_int(
+                env,
+                "GROUP_ORDERS_NOTIFICATION_RETRY_DELAY_SECONDS",
+                defaults.notification_retry_delay_seconds,
+            ),
+            send_timeout_seconds=_env_float(
+                env, "GROUP_ORDERS_SEND_TIMEOUT_SECONDS", defaults.send_timeout_seconds
             ),
         )
 

@@ -48,9 +48,19 @@ _UPLOAD_CHECK = ("normalizedCsv", "unknownColumns")
 _RESULT_FILES = ("acceptedOrdersXlsx", "rejectedOrdersXlsx")
 _LINKS = ("linksExpireAt",)
 _WORKER_DETAIL = ("queueJobId", "attempts", "workerId", "startedAt", "finishedAt")
+# How telling the uploader and the client went: for employees only.
+_NOTIFICATIONS = ("notification", "webhookDeliveries")
 
 # One order for every view's fields, so that lists of them read alike everywhere.
-_FIELD_ORDER = (*_COMMON, *_UPLOAD_CHECK, *_LINKS, *_COUNTS, *_RESULT_FILES, *_WORKER_DETAIL)
+_FIELD_ORDER = (
+    *_COMMON,
+    *_UPLOAD_CHECK,
+    *_LINKS,
+    *_COUNTS,
+    *_RESULT_FILES,
+    *_WORKER_DETAIL,
+    *_NOTIFICATIONS,
+)
 
 
 def _view(name: str, groups: tuple[tuple[str, ...], ...], roles: frozenset[Role]) -> View:
@@ -67,7 +77,7 @@ GROUP_ORDER_VIEWS: dict[GroupOrderView, View] = {
     ),
     GroupOrderView.planoworker_processing_view: _view(
         "planoworker_processing_view",
-        (_COMMON, _COUNTS, _UPLOAD_CHECK, _RESULT_FILES, _LINKS, _WORKER_DETAIL),
+        (_COMMON, _COUNTS, _UPLOAD_CHECK, _RESULT_FILES, _LINKS, _WORKER_DETAIL, _NOTIFICATIONS),
         frozenset({Role.employee}),
     ),
     GroupOrderView.default: _view(

@@ -18,6 +18,11 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def optional_utc(value: datetime | None) -> datetime | None:
+    """``as_utc`` of a timestamp that may be absent."""
+    return as_utc(value) if value is not None else None
+
+
 def _timestamp(*, nullable: bool = False, index: bool = False) -> sa.Column[datetime]:
     return sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index)
 
@@ -29,6 +34,8 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True)
     name: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    # Whether the user is emailed when a group order they uploaded completes or fails.
+    email_notifications: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class Client(SQLModel, table=True):
@@ -225,6 +232,49 @@ class ApiRoute(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
 
 
+class Notification(SQLModel, table=True):
+    """An email or webhook telling of a group order's outcome, and how sending it went.
+
+    Recorded in the transaction that completes or fails the group order; sent afterwards
+    by the worker, so a failed send never touches the group order itself.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    group_order_id: uuid.UUID = Field(foreign_key="group_order.id", index=True)
+    # "email" or "webhook"; the event is the status reached: "completed" or "failed".
+    channel: str = Field(max_length=20)
+    event: str = Field(max_length=20)
+    # The email address, or the webhook's URL, when it was recorded.
+    recipient: str = Field(max_length=2000)
+    # pending, retrying, sent, failed (attempts used up) or skipped (opted out).
+    status: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=2000)
+    # The provider's message id, or the webhook receiver's HTTP status.
+    response: str | None = Field(default=None, max_length=200)
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
+class ClientWebhook(SQLModel, table=True):
+    """A client's webhook: where group-order outcomes are POSTed, and the secret that
+    signs them (kept as given: signing needs it)."""
+
+    __tablename__ = "client_webhook"
+
+    client_id: uuid.UUID = Field(foreign_key="client.id", primary_key=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table of a model, for queries that need no ORM objects."""
     table = model.__table__  # type: ignore[attr-defined]
@@ -247,3 +297,5 @@ job_table = table_of(Job)
 catalog_item_table = table_of(CatalogItem)
 api_service_table = table_of(ApiService)
 api_route_table = table_of(ApiRoute)
+notification_table = table_of(Notification)
+client_webhook_table = table_of(ClientWebhook)

@@ -24,6 +24,7 @@ from group_orders.services.group_orders import (
     rows_of_many,
     users_by_id,
 )
+from group_orders.services.notifications import NotificationRecord, notifications_of_many
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,9 @@ class Loaders:
         self.liaison_clients: DataLoader[uuid.UUID, list[ClientRecord]] = DataLoader(
             self._liaison_clients
         )
+        self.notifications: DataLoader[uuid.UUID, list[NotificationRecord]] = DataLoader(
+            self._notifications, cache=False
+        )
         # Not cached: a mutation earlier in a batch may have changed the row since.
         self.group_orders: DataLoader[uuid.UUID, RowMapping | None] = DataLoader(
             self._group_orders, cache=False
@@ -51,6 +55,10 @@ class Loaders:
     async def _group_orders(self, ids: list[uuid.UUID]) -> list[RowMapping | None]:
         found = await group_order_rows(self._engine, list(dict.fromkeys(ids)))
         return [found.get(key) for key in ids]
+
+    async def _notifications(self, ids: list[uuid.UUID]) -> list[list[NotificationRecord]]:
+        found = await notifications_of_many(self._engine, list(dict.fromkeys(ids)))
+        return [found[key] for key in ids]
 
     async def _clients(self, ids: list[uuid.UUID]) -> list[ClientRecord | None]:
         found = await clients_by_id(self._engine, ids)

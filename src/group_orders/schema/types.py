@@ -16,6 +16,7 @@ from group_orders.enums import (
     GroupOrderOutcome,
     GroupOrderStatus,
     GroupOrderView,
+    NotificationStatus,
     Role,
     SessionView,
 )
@@ -26,6 +27,7 @@ from group_orders.schema.selection import check_view
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, check_page_size
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
+from group_orders.services.notifications import EMAIL, WEBHOOK, NotificationRecord
 from group_orders.services.stats import GroupOrderStats
 from group_orders.storage.links import ResultFile
 from group_orders.views import GROUP_ORDER_VIEWS, SESSION_VIEWS
@@ -44,6 +46,11 @@ strawberry.enum(
 strawberry.enum(SessionView, description="A named set of session fields.")
 strawberry.enum(GroupOrderOutcome, description="How a completed group order's rows came out.")
 strawberry.enum(RowStatus, description="Whether a row of the file became an order.")
+strawberry.enum(
+    NotificationStatus,
+    description="How sending a notification went: pending and retrying are still to be "
+    "tried; failed used up its attempts; skipped means the uploader turned emails off.",
+)
 
 
 @strawberry.type(name="User")
@@ -242,6 +249,48 @@ def parse_row_cursor(cursor: str | None) -> int:
     raise ApiError("invalid-param", "'after' is not a cursor this API gave out.", param="after")
 
 
+@strawberry.type(
+    name="Notification",
+    description="An email to a group order's uploader, or a POST to its client's webhook, "
+    "telling how it came out.",
+)
+class NotificationType:
+    id: strawberry.ID
+    event: GroupOrderStatus = strawberry.field(description="The status it tells of.")
+    recipient: str = strawberry.field(description="The email address, or the webhook's URL.")
+    status: NotificationStatus
+    attempts: int = strawberry.field(description="How many times sending was tried.")
+    last_error: str | None = strawberry.field(
+        description="Why the last failed try failed (kept when a later one succeeds), or "
+        "why it was skipped."
+    )
+    response: str | None = strawberry.field(
+        description="The provider's message id, or the webhook receiver's HTTP status."
+    )
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When the next try is due, while one is."
+    )
+    sent_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: NotificationRecord) -> NotificationType:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            event=GroupOrderStatus(record.event),
+            recipient=record.recipient,
+            status=record.status,
+            attempts=record.attempts,
+            last_error=record.last_error,
+            response=record.response,
+            created_at=record.created_at,
+            last_attempt_at=record.last_attempt_at,
+            next_attempt_at=record.next_attempt_at,
+            sent_at=record.sent_at,
+        )
+
+
 @strawberry.type(name="GroupOrder", description="Many orders uploaded at once as one CSV file.")
 class GroupOrderType:
     id: strawberry.ID
@@ -335,6 +384,20 @@ class GroupOrderType:
         self, info: Info[RequestContext, None], view: SessionView = SessionView.default
     ) -> SessionType | None:
         return resolve_session_in_view(info, view, self.access.role)
+
+    @strawberry.field(
+        description="The latest email to the uploader about this group order's outcome; "
+        "null when none was recorded (no outcome yet, or uploaded with an application token)."
+    )
+    async def notification(self, info: Info[RequestContext, None]) -> NotificationType | None:
+        records = await info.context.loaders.notifications.load(self.record_id)
+        emails = [record for record in records if record.channel == EMAIL]
+        return NotificationType.from_record(emails[-1]) if emails else None
+
+    @strawberry.field(description="The POSTs to the client's webhook, oldest first.")
+    async def webhook_deliveries(self, info: Info[RequestContext, None]) -> list[NotificationType]:
+        records = await info.context.loaders.notifications.load(self.record_id)
+        return [NotificationType.from_record(r) for r in records if r.channel == WEBHOOK]
 
     @classmethod
     def from_record(

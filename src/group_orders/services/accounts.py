@@ -168,3 +168,13 @@ async def revoke_token(engine: AsyncEngine, token: str) -> bool:
             .values(revoked_at=utc_now())
         )
     return bool(result.rowcount)
+
+
+async def set_email_notifications(engine: AsyncEngine, user_id: uuid.UUID, enabled: bool) -> None:
+    """Whether the user is emailed when a group order they uploaded completes or fails."""
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            sa.update(user_table)
+            .where(user_table.c.id == user_id)
+            .values(email_notifications=enabled)
+        )

@@ -20,6 +20,7 @@ from group_orders.db.tables import (
     client_table,
     group_order_row_table,
     group_order_table,
+    optional_utc,
     user_table,
     utc_now,
 )
@@ -90,10 +91,6 @@ def transition(group_order_id: uuid.UUID, *from_statuses: GroupOrderStatus) -> s
     )
 
 
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return as_utc(value) if value is not None else None
-
-
 def parse_id(value: str, *, param: str = "id") -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -159,8 +156,8 @@ def record_from_row(row: RowMapping) -> GroupOrderRecord:
         source_name=row["source_name"],
         attempts=row["attempts"],
         worker_id=row["worker_id"],
-        started_at=_optional_utc(row["started_at"]),
-        finished_at=_optional_utc(row["finished_at"]),
+        started_at=optional_utc(row["started_at"]),
+        finished_at=optional_utc(row["finished_at"]),
     )
 
 

@@ -42,6 +42,7 @@ from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.result_files import result_keys
 from group_orders.services.ingest.validate import RowValidator
 from group_orders.services.ingest.writer_process import result_files
+from group_orders.services.notifications import record_outcome
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
 
@@ -354,7 +355,7 @@ async def process_group_order(
     accepted = counts.get(RowStatus.accepted.value, 0)
     rejected = counts.get(RowStatus.rejected.value, 0)
     async with write_transaction(engine) as connection:
-        await connection.execute(
+        completed = await connection.execute(
             transition(group_order_id, GroupOrderStatus.processing).values(
                 status=GroupOrderStatus.completed.value,
                 total_orders=accepted + rejected,
@@ -368,6 +369,8 @@ async def process_group_order(
                 updated_at=utc_now(),
             )
         )
+        if completed.rowcount:
+            await record_outcome(connection, group_order_id, GroupOrderStatus.completed)
     await _announce(events, group_order_id)
     logger.info(
         "group order processed id=%s rows=%d accepted=%d rejected=%d",
@@ -382,7 +385,7 @@ async def fail_group_order(
     engine: AsyncEngine, group_order_id: uuid.UUID, reason: str, events: EventBus | None = None
 ) -> None:
     async with write_transaction(engine) as connection:
-        await connection.execute(
+        failed = await connection.execute(
             transition(group_order_id, *OPEN_STATUSES).values(
                 status=GroupOrderStatus.failed.value,
                 failure_reason=reason[:2000],
@@ -390,6 +393,8 @@ async def fail_group_order(
                 updated_at=utc_now(),
             )
         )
+        if failed.rowcount:
+            await record_outcome(connection, group_order_id, GroupOrderStatus.failed)
     await _announce(events, group_order_id)
 
 

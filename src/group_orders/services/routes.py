@@ -29,6 +29,8 @@ ROUTE_SERVICES: Mapping[str, str] = {
     "createGroupOrder": "group-order-uploads",
     "cancelGroupOrder": "group-order-uploads",
     "retryGroupOrder": "group-order-uploads",
+    "resendGroupOrderEmail": "notifications",
+    "setEmailNotifications": "notifications",
 }
 
 

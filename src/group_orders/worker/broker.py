@@ -27,6 +27,7 @@ from group_orders.db.tables import group_order_table, utc_now
 from group_orders.enums import GroupOrderStatus
 from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
+from group_orders.services.notifications import deliver_due_notifications
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
@@ -159,7 +160,10 @@ class BrokerRunner:
                 listen_notify=False,
                 name=self.name,
             )
-            return await self._runs() - before
+            runs = await self._runs() - before
+        while await deliver_due_notifications(self.engine, self.settings):
+            pass
+        return runs
 
     async def _runs(self) -> int:
         """Runs started so far, as procrastinate's event log counts them."""
@@ -225,6 +229,16 @@ class BrokerRunner:
             queued += 1
         return queued
 
+    async def _deliver_forever(self) -> None:
+        """Send the outcome emails and webhook POSTs that are due, as they fall due."""
+        while True:
+            try:
+                while await deliver_due_notifications(self.engine, self.settings):
+                    pass
+            except Exception:
+                logger.exception("sending notifications failed")
+            await asyncio.sleep(self.settings.worker_poll_seconds)
+
     async def _sweep_forever(self) -> None:
         interval = max(self.settings.job_lease_seconds / 4, 0.5)
         while True:
@@ -244,6 +258,7 @@ class BrokerRunner:
             try:
                 async with self.queue_app.open_async():
                     sweeper = asyncio.create_task(self._sweep_forever())
+                    sender = asyncio.create_task(self._deliver_forever())
                     try:
                         await self.queue_app.run_worker_async(
                             queues=[QUEUE],
@@ -258,6 +273,7 @@ class BrokerRunner:
                         )
                     finally:
                         sweeper.cancel()
+                        sender.cancel()
                 if install_signal_handlers:
                     return  # stopped by a signal
                 pause = 1.0

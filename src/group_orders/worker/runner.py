@@ -5,6 +5,8 @@ embedded queue on SQLite, ``BrokerRunner`` (procrastinate) on PostgreSQL. Both a
 ``run_until_idle`` (drain the queue) and ``run_forever`` (a worker's loop).
 ``JobRunner.run_once`` takes one job if there is one; its ``run_forever`` is the embedded
 worker's loop inside the server process, woken at once when an upload is enqueued.
+Each turn of a worker's loop also sends the notifications that are due
+(``services/notifications``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from group_orders.db.engine import is_sqlite
 from group_orders.db.tables import utc_now
 from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
+from group_orders.services.notifications import deliver_due_notifications
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
 from group_orders.storage.local import LocalStorage
@@ -142,11 +145,18 @@ class JobRunner:
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now())
         return True
 
+    async def deliver_notifications(self) -> int:
+        """Send the notifications that are due; answers how many were tried."""
+        return await deliver_due_notifications(self.engine, self.settings)
+
     async def run_until_idle(self) -> int:
-        """Run jobs until none is left; answers how many ran."""
+        """Run jobs until none is left, then send the notifications that are due until
+        none is; answers how many jobs ran."""
         count = 0
         while await self.run_once():
             count += 1
+        while await self.deliver_notifications():
+            pass
         return count
 
     async def run_forever(self) -> None:
@@ -154,6 +164,7 @@ class JobRunner:
         while True:
             try:
                 ran = await self.run_once()
+                await self.deliver_notifications()
             except asyncio.CancelledError:
                 raise
             except Exception:
