@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
-from group_orders.db.engine import create_engine
+from group_orders.db.engine import Reader, create_engine
 from group_orders.db.migrate import upgrade
 from group_orders.errors import ApiError
 from group_orders.schema.execution import OperationRunner
@@ -70,6 +70,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     settings.check()
     engine = create_engine(settings)
+    reader = Reader.for_engine(engine, settings)
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
     storage = LocalStorage(settings.data_dir / "files")
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> Starlette:
     service = GraphQLService(
         settings=settings,
         engine=engine,
+        reader=reader,
         runner=OperationRunner(
             schema,
             limits=QueryLimits(
@@ -98,6 +100,7 @@ def create_app(settings: Settings) -> Starlette:
             engine,
             ttl_seconds=settings.token_cache_seconds,
             last_used_write_interval=timedelta(seconds=settings.last_used_write_interval_seconds),
+            reader=reader,
         ),
     )
 
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> Starlette:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+            await reader.close()
             await engine.dispose()
 
     graphql = GraphQLEndpoint(service)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.identity import ClientRecord, Identity
+from group_orders.db.engine import Reader
 from group_orders.db.tables import client_table, liaison_client_table
 from group_orders.enums import ApplicationSlug, Role
 from group_orders.errors import ApiError
@@ -44,7 +45,7 @@ def client_required(message: str, session: Any) -> ApiError:
 
 
 async def resolve_access(
-    engine: AsyncEngine,
+    engine: AsyncEngine | Reader,
     identity: Identity,
     application: ApplicationSlug | None,
     *,
@@ -107,14 +108,18 @@ def _application_token_access(identity: Identity, application: ApplicationSlug |
     )
 
 
-async def liaison_clients(engine: AsyncEngine, liaison_id: uuid.UUID) -> list[ClientRecord]:
+_LIAISON_CLIENTS = (
+    sa.select(client_table.c.id, client_table.c.name)
+    .join(liaison_client_table, liaison_client_table.c.client_id == client_table.c.id)
+    .where(liaison_client_table.c.liaison_id == sa.bindparam("liaison_id"))
+    .order_by(client_table.c.name)
+)
+
+
+async def liaison_clients(
+    source: AsyncEngine | Reader, liaison_id: uuid.UUID
+) -> list[ClientRecord]:
     """The clients a liaison is assigned to, by name."""
-    query = (
-        sa.select(client_table.c.id, client_table.c.name)
-        .join(liaison_client_table, liaison_client_table.c.client_id == client_table.c.id)
-        .where(liaison_client_table.c.liaison_id == liaison_id)
-        .order_by(client_table.c.name)
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [ClientRecord(row.id, row.name) for row in rows]
+    reader = source if isinstance(source, Reader) else Reader(source)
+    rows = await reader.all(_LIAISON_CLIENTS, {"liaison_id": liaison_id})
+    return [ClientRecord(row["id"], row["name"]) for row in rows]

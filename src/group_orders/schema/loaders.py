@@ -11,13 +11,14 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from group_orders.auth.access import liaison_clients
 from group_orders.auth.identity import ClientRecord, UserRecord
+from group_orders.db.engine import Reader
 from group_orders.services.group_orders import (
+    GroupOrderRow,
     RowPage,
     clients_by_id,
     group_order_rows,
@@ -35,8 +36,9 @@ class RowsKey:
 
 
 class Loaders:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: Reader | None = None) -> None:
         self._engine = engine
+        self._reader = reader or Reader(engine)
         self.clients: DataLoader[uuid.UUID, ClientRecord | None] = DataLoader(self._clients)
         self.users: DataLoader[uuid.UUID, UserRecord | None] = DataLoader(self._users)
         self.rows: DataLoader[RowsKey, RowPage] = DataLoader(self._rows)
@@ -44,12 +46,12 @@ class Loaders:
             self._liaison_clients
         )
         # Not cached: a mutation earlier in a batch may have changed the row since.
-        self.group_orders: DataLoader[uuid.UUID, RowMapping | None] = DataLoader(
+        self.group_orders: DataLoader[uuid.UUID, GroupOrderRow | None] = DataLoader(
             self._group_orders, cache=False
         )
 
-    async def _group_orders(self, ids: list[uuid.UUID]) -> list[RowMapping | None]:
-        found = await group_order_rows(self._engine, list(dict.fromkeys(ids)))
+    async def _group_orders(self, ids: list[uuid.UUID]) -> list[GroupOrderRow | None]:
+        found = await group_order_rows(self._reader, list(dict.fromkeys(ids)))
         return [found.get(key) for key in ids]
 
     async def _clients(self, ids: list[uuid.UUID]) -> list[ClientRecord | None]:
@@ -75,4 +77,4 @@ class Loaders:
         return [pages[key] for key in keys]
 
     async def _liaison_clients(self, ids: list[uuid.UUID]) -> list[list[ClientRecord]]:
-        return [await liaison_clients(self._engine, liaison_id) for liaison_id in ids]
+        return [await liaison_clients(self._reader, liaison_id) for liaison_id in ids]

@@ -45,6 +45,7 @@ from strawberry.file_uploads.utils import replace_placeholders_with_files
 from group_orders.auth.identity import Authenticator, Identity
 from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.auth.tokens import bearer_token
+from group_orders.db.engine import Reader
 from group_orders.errors import ApiError, error_extensions
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
@@ -76,6 +77,7 @@ class GraphQLService:
 
     settings: Settings
     engine: Any
+    reader: Reader
     runner: OperationRunner
     links: LinkSigner
     storage: LocalStorage
@@ -436,7 +438,7 @@ class GraphQLEndpoint:
         operations = [item for item in items if isinstance(item, OperationRequest)]
         identity = await self._identify(request, operations, now)
         # One set of loaders for the whole batch: its operations' reads go together.
-        loaders = Loaders(self.service.engine)
+        loaders = Loaders(self.service.engine, self.service.reader)
         bodies = await asyncio.gather(
             *(self._batch_item(request, item, identity, now, loaders) for item in items)
         )
@@ -502,6 +504,7 @@ class GraphQLEndpoint:
             context = RequestContext(
                 settings=settings,
                 engine=self.service.engine,
+                reader=self.service.reader,
                 identity=identity,
                 now=now,
                 links=self.service.links,
