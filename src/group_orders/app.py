@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.engine = engine
     app.state.schema = schema
+    app.state.runner = service.runner
     app.state.storage = storage
     app.state.jobs = jobs
     return app

@@ -14,6 +14,7 @@ A user with no record at all is client-required whatever the application.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +50,12 @@ async def resolve_access(
     identity: Identity,
     application: ApplicationSlug | None,
     *,
-    session_object: Any = None,
+    session_object: Callable[[], Any] = lambda: None,
 ) -> Access:
     """The access of ``identity`` through ``application``, or the documented error.
 
-    ``session_object`` is what ``client-required`` carries in ``extensions.session``.
+    ``session_object()`` is what ``client-required`` carries in ``extensions.session``
+    (made only when that error is raised).
     """
     if identity.is_application_token:
         return _application_token_access(identity, application)
@@ -63,7 +65,7 @@ async def resolve_access(
     if not has_any:
         raise client_required(
             "This user has no client, employee or liaison record. Register as a client first.",
-            session_object,
+            session_object(),
         )
     if slug is ApplicationSlug.planox2:
         if identity.employee_id is None:
@@ -81,7 +83,7 @@ async def resolve_access(
     if slug is ApplicationSlug.planoorder:
         raise client_required(
             "The application planoorder needs a client or liaison record, which this user lacks.",
-            session_object,
+            session_object(),
         )
     return Access(Role.employee, slug, None)
 

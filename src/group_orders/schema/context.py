@@ -88,6 +88,6 @@ class RequestContext:
                 self.reader or self.engine,
                 identity,
                 application,
-                session_object=session_payload(identity),
+                session_object=lambda: session_payload(identity),
             )
         return self._access[application]

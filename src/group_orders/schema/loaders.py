@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
@@ -36,19 +37,32 @@ class RowsKey:
 
 
 class Loaders:
+    """Each loader is made when first used: most operations use one or none."""
+
     def __init__(self, engine: AsyncEngine, reader: Reader | None = None) -> None:
         self._engine = engine
         self._reader = reader or Reader(engine)
-        self.clients: DataLoader[uuid.UUID, ClientRecord | None] = DataLoader(self._clients)
-        self.users: DataLoader[uuid.UUID, UserRecord | None] = DataLoader(self._users)
-        self.rows: DataLoader[RowsKey, RowPage] = DataLoader(self._rows)
-        self.liaison_clients: DataLoader[uuid.UUID, list[ClientRecord]] = DataLoader(
-            self._liaison_clients
-        )
+
+    @cached_property
+    def clients(self) -> DataLoader[uuid.UUID, ClientRecord | None]:
+        return DataLoader(self._clients)
+
+    @cached_property
+    def users(self) -> DataLoader[uuid.UUID, UserRecord | None]:
+        return DataLoader(self._users)
+
+    @cached_property
+    def rows(self) -> DataLoader[RowsKey, RowPage]:
+        return DataLoader(self._rows)
+
+    @cached_property
+    def liaison_clients(self) -> DataLoader[uuid.UUID, list[ClientRecord]]:
+        return DataLoader(self._liaison_clients)
+
+    @cached_property
+    def group_orders(self) -> DataLoader[uuid.UUID, GroupOrderRow | None]:
         # Not cached: a mutation earlier in a batch may have changed the row since.
-        self.group_orders: DataLoader[uuid.UUID, GroupOrderRow | None] = DataLoader(
-            self._group_orders, cache=False
-        )
+        return DataLoader(self._group_orders, cache=False)
 
     async def _group_orders(self, ids: list[uuid.UUID]) -> list[GroupOrderRow | None]:
         found = await group_order_rows(self._reader, list(dict.fromkeys(ids)))
