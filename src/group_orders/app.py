@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -65,6 +66,19 @@ async def _crash(request: Request, exc: Exception) -> Response:
         extra={"errorId": error_id},
     )
     return api_error_response(error, media_type=response_media_type(request))
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects a served process made at start out of the cyclic collector's way.
+
+    The schema, the types, the SQL statements and the imported modules live as long as
+    the process, yet each full collection walked them all again: about 0.2 s each, several
+    times a minute under load, every request waiting meanwhile. Frozen, they are never
+    walked; what requests make is collected as before. For the processes that serve (not
+    for tests, which make one app after another).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(settings: Settings) -> Starlette:
