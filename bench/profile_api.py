@@ -102,10 +102,22 @@ async def main(args: argparse.Namespace) -> None:
             "groupOrder": bodies(ONE),
             "groupOrder-2-fields": bodies(TWO),
             "page100": [(token, json.dumps({"query": PAGE}).encode()) for token, _ in pairs],
+            "batch20": [
+                (
+                    token,
+                    json.dumps(
+                        [
+                            {"query": ONE, "variables": {"id": pairs[(n + k) % len(pairs)][1]}}
+                            for k in range(20)
+                        ]
+                    ).encode(),
+                )
+                for n, (token, _id) in enumerate(pairs)
+            ],
         }
         async with app.router.lifespan_context(app):
             for name, requests in scenarios.items():
-                count = args.requests if name != "page100" else max(1, args.requests // 20)
+                count = args.requests if name.startswith("groupOrder") else args.requests // 20
                 for token, body in requests[:10]:  # warm the caches
                     status, answer = await call(app, token, body)
                     assert status == 200, answer[:300]
@@ -126,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
             if args.profile:
                 from pyinstrument import Profiler
 
-                requests = scenarios["groupOrder"]
+                requests = scenarios[args.profile]
                 profiler = Profiler(interval=0.0005, async_mode="disabled")
                 profiler.start()
                 for n in range(args.requests):
@@ -138,7 +150,13 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--profile", action="store_true", help="print a pyinstrument profile")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="groupOrder",
+        metavar="SCENARIO",
+        help="print a pyinstrument profile of a scenario (groupOrder unless named)",
+    )
     parser.add_argument(
         "--no-plans", action="store_true", help="run every operation through graphql-core"
     )

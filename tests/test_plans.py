@@ -206,12 +206,22 @@ def answerable_requests(draw: st.DrawFn, token: str) -> tuple[str, dict[str, Any
         if token in EMPLOYEE_ROLE or view is not GroupOrderView.planoworker_processing_view
     ]
     view = draw(st.sampled_from(views))
+    definitions = ["$id: ID!"]
     arguments = ["id: $id"]
-    if view is not GroupOrderView.default or draw(st.booleans()):
+    if draw(st.booleans()):
+        definitions.append(f"$view: {draw(st.sampled_from(['GroupOrderView!', 'GroupOrderView']))}")
+        arguments.append("view: $view")
+        variables["view"] = view.value
+    elif view is not GroupOrderView.default or draw(st.booleans()):
         arguments.append(f"view: {view.value}")
     if token == "employee":
         application = draw(st.sampled_from([None, "planox2", "planoauth"]))
-        if application:
+        if draw(st.booleans()):
+            definitions.append("$app: Application")
+            arguments.append("application: $app")
+            if application is not None or draw(st.booleans()):
+                variables["app"] = application
+        elif application:
             arguments.append(f"application: {application}")
     allowed = [field for field in PLAIN_FIELDS if in_view(field, GROUP_ORDER_VIEWS[view])]
     chosen = draw(
@@ -236,14 +246,22 @@ def answerable_requests(draw: st.DrawFn, token: str) -> tuple[str, dict[str, Any
                 unique_by=lambda field: field.split()[0],
             )
         )
-        argument = "" if session_view is SessionView.default else f"(view: {session_view.value})"
+        if draw(st.booleans()):
+            definitions.append("$sessionView: SessionView!")
+            variables["sessionView"] = session_view.value
+            argument = "(view: $sessionView)"
+        else:
+            argument = (
+                "" if session_view is SessionView.default else f"(view: {session_view.value})"
+            )
         selections.insert(
             draw(st.integers(0, len(selections))), f"session{argument} {{ {' '.join(picked)} }}"
         )
     root = f"groupOrder({', '.join(arguments)})"
     if draw(st.booleans()):
         root = f"order: {root}"
-    return f"query Q($id: ID!) {{ {root} {{ {' '.join(selections)} }} }}", variables
+    header = f"query Q({', '.join(definitions)})"
+    return f"{header} {{ {root} {{ {' '.join(selections)} }} }}", variables
 
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -36,14 +36,23 @@ async def group_order_in_view(
     view: GroupOrderView,
     application: ApplicationSlug | None,
     selected: Iterable[str],
+    *,
+    batched: bool = True,
 ) -> GroupOrderType:
     """The group order ``id`` through ``application``, if the field names ``selected``
-    below the field lie within ``view``. The HTTP endpoint's cached plans call this too."""
+    below the field lie within ``view``. The HTTP endpoint's cached plans call this too.
+
+    ``batched=False`` reads the group order at once rather than through the operation's
+    loader (which waits for the other fields of the operation to read theirs together).
+    """
     access = await context.access(application)
     check_view_role(GROUP_ORDER_VIEWS[view], access.role)
     check_view_fields(GROUP_ORDER_VIEWS[view], selected)
     record = await get_group_order(
-        context.reader or context.engine, id, access, load=context.loaders.group_orders.load
+        context.reader or context.engine,
+        id,
+        access,
+        load=context.loaders.group_orders.load if batched else None,
     )
     return GroupOrderType.from_record(record, access, context)
 

@@ -25,6 +25,7 @@ from typing import Any
 from graphql import (
     FieldNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLField,
     GraphQLLeafType,
     GraphQLList,
@@ -33,12 +34,17 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableDefinitionNode,
+    VariableNode,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.type import is_required_argument
 
 from group_orders.enums import ApplicationSlug, GroupOrderView, SessionView
 from group_orders.resolvers.group_orders import group_order_in_view
@@ -169,15 +175,147 @@ def _names(selection_set: SelectionSetNode | None) -> tuple[str, ...]:
     return tuple(node.name.value for node in _fields(selection_set))
 
 
+_ABSENT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """A variable of a plain type: ``ID``, ``String`` or an enum, without a default.
+
+    Its value is coerced as graphql-core coerces it where that is trivially so (a string;
+    an enum value's name); for anything else the plan coerces as graphql-core does."""
+
+    name: str
+    nullable: bool
+    # An enum's values by name, or None for ID and String (a string is taken as it is).
+    members: Mapping[str, Any] | None
+
+    def coerce(self, inputs: Mapping[str, Any], coerced: dict[str, Any]) -> bool:
+        value = inputs.get(self.name, _ABSENT)
+        if value is _ABSENT or value is None:
+            if not self.nullable:
+                return False
+            if value is None:
+                coerced[self.name] = None
+            return True
+        if not isinstance(value, str):
+            return False
+        if self.members is None:
+            coerced[self.name] = value
+            return True
+        member = self.members.get(value, _ABSENT)
+        if member is _ABSENT:
+            return False
+        coerced[self.name] = member
+        return True
+
+
+def _variable(schema: GraphQLSchema, definition: VariableDefinitionNode) -> _Variable | None:
+    type_node = definition.type
+    nullable = not isinstance(type_node, NonNullTypeNode)
+    if isinstance(type_node, NonNullTypeNode):
+        type_node = type_node.type
+    if definition.default_value is not None or not isinstance(type_node, NamedTypeNode):
+        return None
+    named = schema.get_type(type_node.name.value)
+    if named is not None and named.name in ("ID", "String"):
+        return _Variable(definition.variable.name.value, nullable, None)
+    if isinstance(named, GraphQLEnumType):
+        members = {name: named.coerce_input_value(name) for name in named.values}
+        return _Variable(definition.variable.name.value, nullable, members)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Variables:
+    """An operation's variables, coerced as graphql-core's execution coerces them."""
+
+    schema: GraphQLSchema
+    definitions: tuple[VariableDefinitionNode, ...]
+    # Set when every variable is of a plain type (see ``_Variable``).
+    plain: tuple[_Variable, ...] | None
+    hide_suggestions: bool
+
+    def coerce(self, inputs: Mapping[str, Any]) -> VariableValues | None:
+        """The coerced values, or None where graphql-core would report errors."""
+        if self.plain is not None:
+            coerced: dict[str, Any] = {}
+            if all(variable.coerce(inputs, coerced) for variable in self.plain):
+                return VariableValues(sources={}, coerced=coerced)
+        values = get_variable_values(
+            self.schema, self.definitions, dict(inputs), hide_suggestions=self.hide_suggestions
+        )
+        return None if isinstance(values, list) else values
+
+
+def _variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, hide_suggestions: bool
+) -> _Variables:
+    definitions = tuple(operation.variable_definitions or ())
+    plain = tuple(_variable(schema, definition) for definition in definitions)
+    return _Variables(
+        schema,
+        definitions,
+        None if any(variable is None for variable in plain) else plain,  # type: ignore[arg-type]
+        hide_suggestions,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Arguments:
-    """A field's arguments, coerced as graphql-core's execution coerces them."""
+    """A field's arguments, coerced as graphql-core's execution coerces them: those
+    written in the document (and defaults) once, those from variables per request."""
 
     field: GraphQLField
     node: FieldNode
+    constants: dict[str, Any]
+    # (argument, variable) for the arguments given by a variable.
+    from_variables: tuple[tuple[str, str], ...]
 
-    def values(self, variables: Any) -> dict[str, Any]:
-        return get_argument_values(self.field, self.node, variables)
+    def values(self, variables: VariableValues) -> dict[str, Any]:
+        values = dict(self.constants)
+        for argument, variable in self.from_variables:
+            value = variables.coerced.get(variable, _ABSENT)
+            if value is _ABSENT or (
+                value is None and is_required_argument(self.field.args[argument])
+            ):
+                # A default to apply, or an error to report: as graphql-core does.
+                return get_argument_values(self.field, self.node, variables)
+            values[argument] = value
+        return values
+
+
+def _arguments(field: GraphQLField, node: FieldNode) -> _Arguments:
+    given = {argument.name.value: argument for argument in node.arguments or ()}
+    from_variables = tuple(
+        (name, argument.value.name.value)
+        for name, argument in given.items()
+        if isinstance(argument.value, VariableNode)
+    )
+    variable_arguments = {name for name, _variable in from_variables}
+    literal_node = FieldNode(
+        name=node.name,
+        arguments=tuple(
+            argument for name, argument in given.items() if name not in variable_arguments
+        ),
+    )
+    # Literals and defaults need no variables: coerced here once (raises if invalid).
+    constants = {
+        name: value
+        for name, value in get_argument_values(
+            _optional(field, variable_arguments), literal_node
+        ).items()
+    }
+    return _Arguments(field, node, constants, from_variables)
+
+
+def _optional(field: GraphQLField, names: set[str]) -> GraphQLField:
+    """``field`` with the arguments ``names`` left out, so that the rest can be coerced
+    without them."""
+    return GraphQLField(
+        field.type,
+        args={name: argument for name, argument in field.args.items() if name not in names},
+    )
 
 
 def _plain_entry(key: str, attribute: str | None, completer: Completer) -> Entry:
@@ -189,7 +327,7 @@ def _plain_entry(key: str, attribute: str | None, completer: Completer) -> Entry
 def _session_entry(parent: GraphQLObjectType, node: FieldNode) -> Entry:
     """The group order's ``session``: its resolver's work, then plain fields."""
     field = parent.fields["session"]
-    arguments = _Arguments(field, node)
+    arguments = _arguments(field, node)
     names = _names(node.selection_set)
     complete = _completer(field.type, node)
 
@@ -204,26 +342,19 @@ def _session_entry(parent: GraphQLObjectType, node: FieldNode) -> Entry:
 class QueryPlan:
     """How to answer one operation whose only root field is ``groupOrder``."""
 
-    schema: GraphQLSchema
-    operation: OperationDefinitionNode
     key: str
+    variables: _Variables
     arguments: _Arguments
     names: tuple[str, ...]
     entries: tuple[Entry, ...]
-    hide_suggestions: bool
 
     async def run(
         self, context: RequestContext, variables: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """The operation's ``data``, or None where the general path must answer."""
         try:
-            coerced = get_variable_values(
-                self.schema,
-                self.operation.variable_definitions or (),
-                dict(variables),
-                hide_suggestions=self.hide_suggestions,
-            )
-            if isinstance(coerced, list):
+            coerced = self.variables.coerce(variables)
+            if coerced is None:
                 return None
             values = self.arguments.values(coerced)
             application = values.get("application")
@@ -233,6 +364,9 @@ class QueryPlan:
                 GroupOrderView(values["view"]),
                 ApplicationSlug(application) if application is not None else None,
                 self.names,
+                # One operation reads its one group order at once; a batch's operations
+                # go through their shared loader, which reads them together.
+                batched=context.shared_loaders is not None,
             )
             return {
                 self.key: {
@@ -264,14 +398,13 @@ def query_plan(
                 entries.append(_session_entry(group_order_type, node))
             else:
                 entries.append(_plain_entry(*_plain_field(group_order_type, node)))
-    except (_NoPlan, ValueError):
+        arguments = _arguments(field, root)
+    except (_NoPlan, GraphQLError, ValueError):
         return None
     return QueryPlan(
-        schema=schema,
-        operation=operation,
         key=(root.alias or root.name).value,
-        arguments=_Arguments(field, root),
+        variables=_variables(schema, operation, hide_suggestions),
+        arguments=arguments,
         names=_names(root.selection_set),
         entries=tuple(entries),
-        hide_suggestions=hide_suggestions,
     )
