@@ -9,6 +9,7 @@ second writer queue instead of failing.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -94,6 +95,15 @@ class _Compiled:
     results: tuple[Processor, ...]
 
 
+def _result_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> Processor:
+    process = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if process is not None and isinstance(type_, sa.Uuid):
+        # Parsing a UUID's text costs microseconds, and the same ids come back again and
+        # again (a group order's client, a hot group order): remember the last few.
+        return functools.lru_cache(maxsize=4096)(process)
+    return process
+
+
 def _compile(statement: sa.Select[Any], dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
@@ -105,8 +115,7 @@ def _compile(statement: sa.Select[Any], dialect: Dialect) -> _Compiled:
         ),
         keys=tuple(statement.selected_columns.keys()),
         results=tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
+            _result_processor(column.type, dialect) for column in statement.selected_columns
         ),
     )
 

@@ -298,17 +298,6 @@ class OperationRunner:
                 "operationName",
             )
         operation = named[0]
-        fragments = {
-            definition.name.value: definition
-            for definition in document.definitions
-            if isinstance(definition, FragmentDefinitionNode)
-        }
-        root_fields = selected_fields([operation.selection_set], fragments, request.variables or {})
-        routes = tuple(
-            dict.fromkeys(
-                field.name.value for field in root_fields if not field.name.value.startswith("__")
-            )
-        )
         plan = None
         if self.use_plans:
             if id(operation) not in cached.plans:
@@ -316,6 +305,25 @@ class OperationRunner:
                     self._schema, operation, hide_suggestions=self._production
                 )
             plan = cached.plans[id(operation)]
+        if plan is not None:
+            # One root field, no fragments or directives: nothing to work out per request.
+            routes: tuple[str, ...] = plan.routes
+        else:
+            fragments = {
+                definition.name.value: definition
+                for definition in document.definitions
+                if isinstance(definition, FragmentDefinitionNode)
+            }
+            root_fields = selected_fields(
+                [operation.selection_set], fragments, request.variables or {}
+            )
+            routes = tuple(
+                dict.fromkeys(
+                    field.name.value
+                    for field in root_fields
+                    if not field.name.value.startswith("__")
+                )
+            )
         return PreparedOperation(document, operation, routes, plan)
 
     async def execute(

@@ -343,6 +343,8 @@ class QueryPlan:
     """How to answer one operation whose only root field is ``groupOrder``."""
 
     key: str
+    # The operation's routes: its one root field.
+    routes: tuple[str, ...]
     variables: _Variables
     arguments: _Arguments
     names: tuple[str, ...]
@@ -403,6 +405,7 @@ def query_plan(
         return None
     return QueryPlan(
         key=(root.alias or root.name).value,
+        routes=(root.name.value,),
         variables=_variables(schema, operation, hide_suggestions),
         arguments=arguments,
         names=_names(root.selection_set),
