@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from group_orders.errors import ApiError
 from group_orders.services.accounts import create_session, revoke_token
 from group_orders.services.demo import demo_id
 from group_orders.services.routes import RouteSwitches, set_deployed
+from test_statement_counts import counting
 
 
 async def test_a_withdrawal_reaches_a_server_once_its_cache_runs_out(engine: AsyncEngine) -> None:
@@ -88,3 +90,24 @@ async def test_without_a_cache_a_revocation_counts_at_once(engine: AsyncEngine) 
     with pytest.raises(ApiError) as refused:
         await authenticator.authenticate(token, now=datetime.now(UTC))
     assert refused.value.code == "invalid-token"
+
+
+async def test_checks_made_while_the_switches_are_read_share_that_read(
+    engine: AsyncEngine,
+) -> None:
+    # given: switches that are due, and a withdrawal they have not seen
+    switches = RouteSwitches(engine, ttl_seconds=60)
+    await set_deployed(engine, "groupOrder", deployed=False)
+
+    # when: many requests check at once
+    with counting(engine) as statements:
+        outcomes = await asyncio.gather(
+            *(switches.check(["groupOrder"]) for _ in range(50)), return_exceptions=True
+        )
+
+    # then: one read, and every check saw the withdrawal
+    assert len([s for s in statements if "api_route" in s]) == 1
+    assert all(isinstance(outcome, ApiError) for outcome in outcomes)
+    assert {outcome.code for outcome in outcomes if isinstance(outcome, ApiError)} == {
+        "route-not-found"
+    }

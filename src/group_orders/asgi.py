@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from group_orders.app import create_app
+from group_orders.app import create_app, freeze_startup_objects
 from group_orders.settings import Settings
 
 
 def app() -> Starlette:
-    return create_app(Settings.from_env())
+    application = create_app(Settings.from_env())
+    freeze_startup_objects()
+    return application

@@ -82,7 +82,7 @@ def _storage(settings: Settings) -> LocalStorage:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from group_orders.app import create_app
+    from group_orders.app import create_app, freeze_startup_objects
 
     base_url = _base_url(args.host, args.port)
     if args.demo:
@@ -97,8 +97,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"group-orders listening on {base_url}/graphql", flush=True)
     # uvicorn's access log would print paths with their query strings, signed file links
     # included; the service logs its own line per request instead.
+    application = create_app(settings)
+    freeze_startup_objects()
     uvicorn.run(
-        create_app(settings),
+        application,
         host=args.host,
         port=args.port,
         log_level=args.log_level,

@@ -14,6 +14,7 @@ A user with no record at all is client-required whatever the application.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.identity import ClientRecord, Identity
+from group_orders.db.engine import Reader
 from group_orders.db.tables import client_table, liaison_client_table
 from group_orders.enums import ApplicationSlug, Role
 from group_orders.errors import ApiError
@@ -44,15 +46,16 @@ def client_required(message: str, session: Any) -> ApiError:
 
 
 async def resolve_access(
-    engine: AsyncEngine,
+    engine: AsyncEngine | Reader,
     identity: Identity,
     application: ApplicationSlug | None,
     *,
-    session_object: Any = None,
+    session_object: Callable[[], Any] = lambda: None,
 ) -> Access:
     """The access of ``identity`` through ``application``, or the documented error.
 
-    ``session_object`` is what ``client-required`` carries in ``extensions.session``.
+    ``session_object()`` is what ``client-required`` carries in ``extensions.session``
+    (made only when that error is raised).
     """
     if identity.is_application_token:
         return _application_token_access(identity, application)
@@ -62,7 +65,7 @@ async def resolve_access(
     if not has_any:
         raise client_required(
             "This user has no client, employee or liaison record. Register as a client first.",
-            session_object,
+            session_object(),
         )
     if slug is ApplicationSlug.planox2:
         if identity.employee_id is None:
@@ -80,7 +83,7 @@ async def resolve_access(
     if slug is ApplicationSlug.planoorder:
         raise client_required(
             "The application planoorder needs a client or liaison record, which this user lacks.",
-            session_object,
+            session_object(),
         )
     return Access(Role.employee, slug, None)
 
@@ -107,14 +110,18 @@ def _application_token_access(identity: Identity, application: ApplicationSlug |
     )
 
 
-async def liaison_clients(engine: AsyncEngine, liaison_id: uuid.UUID) -> list[ClientRecord]:
+_LIAISON_CLIENTS = (
+    sa.select(client_table.c.id, client_table.c.name)
+    .join(liaison_client_table, liaison_client_table.c.client_id == client_table.c.id)
+    .where(liaison_client_table.c.liaison_id == sa.bindparam("liaison_id"))
+    .order_by(client_table.c.name)
+)
+
+
+async def liaison_clients(
+    source: AsyncEngine | Reader, liaison_id: uuid.UUID
+) -> list[ClientRecord]:
     """The clients a liaison is assigned to, by name."""
-    query = (
-        sa.select(client_table.c.id, client_table.c.name)
-        .join(liaison_client_table, liaison_client_table.c.client_id == client_table.c.id)
-        .where(liaison_client_table.c.liaison_id == liaison_id)
-        .order_by(client_table.c.name)
-    )
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return [ClientRecord(row.id, row.name) for row in rows]
+    reader = source if isinstance(source, Reader) else Reader(source)
+    rows = await reader.all(_LIAISON_CLIENTS, {"liaison_id": liaison_id})
+    return [ClientRecord(row["id"], row["name"]) for row in rows]

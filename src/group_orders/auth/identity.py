@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.tokens import TokenKind, hash_token, token_kind
-from group_orders.db.engine import write_transaction
+from group_orders.db.engine import Reader, write_transaction
 from group_orders.db.tables import (
     application_table,
     application_token_table,
@@ -150,36 +150,36 @@ def _missing_token() -> ApiError:
     )
 
 
-async def _look_up(engine: AsyncEngine, token: str, token_hash: str) -> Identity:
+async def _look_up(reader: Reader, token: str, token_hash: str) -> Identity:
     """The identity stored for a token, not yet checked for expiry."""
     kind = token_kind(token)
     query = _APPLICATION_TOKEN_QUERY if kind is TokenKind.application else _SESSION_QUERY
-    async with engine.connect() as connection:
-        row = (await connection.execute(query, {"token_hash": token_hash})).first()
+    rows = await reader.all(query, {"token_hash": token_hash})
+    row = rows[0] if rows else None
     if kind is None or row is None:
         raise _invalid_token()
-    if not hmac.compare_digest(row.token_hash, token_hash):
+    if not hmac.compare_digest(row["token_hash"], token_hash):
         raise _invalid_token()
 
-    client = ClientRecord(row.client_id, row.client_name) if row.client_id else None
-    application = ApplicationSlug(row.slug)
+    client = ClientRecord(row["client_id"], row["client_name"]) if row["client_id"] else None
+    application = ApplicationSlug(row["slug"])
     if kind is TokenKind.application:
         return Identity(
-            application=application, client=client, token_name=row.name, token_id=row.id
+            application=application, client=client, token_name=row["name"], token_id=row["id"]
         )
     return Identity(
         application=application,
         session=SessionRecord(
-            id=row.id,
+            id=row["id"],
             application=application,
-            created_at=as_utc(row.created_at),
-            last_used_at=as_utc(row.last_used_at),
-            remember_me=row.remember_me,
+            created_at=as_utc(row["created_at"]),
+            last_used_at=as_utc(row["last_used_at"]),
+            remember_me=row["remember_me"],
         ),
-        user=UserRecord(row.user_id, row.email, row.user_name),
+        user=UserRecord(row["user_id"], row["email"], row["user_name"]),
         client=client,
-        employee_id=row.employee_id,
-        liaison_id=row.liaison_id,
+        employee_id=row["employee_id"],
+        liaison_id=row["liaison_id"],
     )
 
 
@@ -200,8 +200,10 @@ class Authenticator:
         ttl_seconds: float,
         last_used_write_interval: timedelta,
         max_entries: int = 10_000,
+        reader: Reader | None = None,
     ) -> None:
         self._engine = engine
+        self._reader = reader or Reader(engine)
         self._ttl = ttl_seconds
         self._interval = last_used_write_interval
         self._max_entries = max_entries
@@ -217,7 +219,7 @@ class Authenticator:
             raise _missing_token()
         token_hash = hash_token(token)
         cached = self._cached(token_hash)
-        identity = cached or await _look_up(self._engine, token, token_hash)
+        identity = cached or await _look_up(self._reader, token, token_hash)
         session = identity.session
         if session is not None:
             expires_at = session.expires_at

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.access import Access, resolve_access
 from group_orders.auth.identity import Identity
+from group_orders.db.engine import Reader
 from group_orders.enums import ApplicationSlug
 from group_orders.errors import ApiError
 from group_orders.schema.loaders import Loaders
@@ -59,6 +60,8 @@ class RequestContext:
     base_url: str
     request_id: str
     storage: LocalStorage
+    # Reads on the cheapest path (see ``db/engine.py``); None reads through ``engine``.
+    reader: Reader | None = None
     wake_worker: Callable[[], None] = field(default=lambda: None)
     _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
 
@@ -69,7 +72,7 @@ class RequestContext:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return self.shared_loaders or Loaders(self.engine)
+        return self.shared_loaders or Loaders(self.engine, self.reader)
 
     def renew(self, now: datetime) -> None:
         """Start afresh for the next event of a subscription: links signed from ``now``,
@@ -91,9 +94,9 @@ class RequestContext:
         if application not in self._access:
             identity = self.require_identity()
             self._access[application] = await resolve_access(
-                self.engine,
+                self.reader or self.engine,
                 identity,
                 application,
-                session_object=session_payload(identity),
+                session_object=lambda: session_payload(identity),
             )
         return self._access[application]

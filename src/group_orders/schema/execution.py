@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import strawberry
@@ -49,6 +49,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from group_orders.db.engine import is_database_unavailable
 from group_orders.errors import ApiError, database_unavailable, error_extensions
 from group_orders.schema.limits import QueryLimits, check_shape, check_tokens
+from group_orders.schema.plans import QueryPlan, query_plan
 from group_orders.schema.selection import selected_fields
 
 logger = logging.getLogger("group_orders.graphql")
@@ -67,6 +68,8 @@ class PreparedOperation:
     operation: OperationDefinitionNode
     # The operation's root fields that are routes (introspection fields are not).
     routes: tuple[str, ...]
+    # How to answer it without graphql-core's field-by-field execution, if it can be.
+    plan: QueryPlan | None = None
 
     @property
     def introspection_only(self) -> bool:
@@ -203,6 +206,16 @@ SUBSCRIPTIONS_OVER_WEBSOCKET = (
 )
 
 
+@dataclass(slots=True)
+class _Document:
+    """A query text's document, its validation errors (both depend on the text only) and
+    the plans of its operations, made when first run."""
+
+    document: DocumentNode
+    errors: list[dict[str, Any]]
+    plans: dict[int, QueryPlan | None] = field(default_factory=dict)
+
+
 def _request_error(code: str, message: str, param: str | None = None) -> RequestErrors:
     return RequestErrors([{"message": message, "extensions": error_extensions(code, param=param)}])
 
@@ -211,7 +224,9 @@ class OperationRunner:
     """Parses, validates and executes operations against one schema.
 
     Parsed and validated documents are kept in a small LRU keyed by the query text, so a
-    client that sends the same text with new variables pays for parsing once.
+    client that sends the same text with new variables pays for parsing once. So are the
+    plans of their operations (``schema/plans.py``); ``use_plans = False`` runs every
+    operation through graphql-core.
     """
 
     def __init__(
@@ -221,8 +236,10 @@ class OperationRunner:
         limits: QueryLimits,
         production: bool = False,
         cache_size: int = 512,
+        use_plans: bool = True,
     ) -> None:
         self._schema: GraphQLSchema = schema._schema
+        self.use_plans = use_plans
         self._limits = limits
         self._cache_size = cache_size
         # In production the schema is not for browsing: no introspection, and no "did you
@@ -231,10 +248,9 @@ class OperationRunner:
         self._rules = (
             (*VALIDATION_RULES, NoSchemaIntrospectionCustomRule) if production else VALIDATION_RULES
         )
-        # query text -> its document and its validation errors (both depend on the text only)
-        self._documents: OrderedDict[str, tuple[DocumentNode, list[dict[str, Any]]]] = OrderedDict()
+        self._documents: OrderedDict[str, _Document] = OrderedDict()
 
-    def _document(self, query: str) -> tuple[DocumentNode, list[dict[str, Any]]]:
+    def _document(self, query: str) -> _Document:
         cached = self._documents.get(query)
         if cached is not None:
             self._documents.move_to_end(query)
@@ -252,7 +268,7 @@ class OperationRunner:
             formatted["extensions"] = error_extensions("invalid-param", param="query")
             raise RequestErrors([formatted]) from None
         errors = validate(self._schema, document, self._rules, hide_suggestions=self._production)
-        cached = (document, [format_error(error, document) for error in errors])
+        cached = _Document(document, [format_error(error, document) for error in errors])
         self._documents[query] = cached
         if len(self._documents) > self._cache_size:
             self._documents.popitem(last=False)
@@ -266,7 +282,8 @@ class OperationRunner:
         ``allow_mutations=False`` (GET) refuses a mutation before anything else, with
         ``MutationNotAllowed``.
         """
-        document, errors = self._document(request.query)
+        cached = self._document(request.query)
+        document, errors = cached.document, cached.errors
         operations = [
             definition
             for definition in document.definitions
@@ -297,18 +314,33 @@ class OperationRunner:
                 "operationName",
             )
         operation = named[0]
-        fragments = {
-            definition.name.value: definition
-            for definition in document.definitions
-            if isinstance(definition, FragmentDefinitionNode)
-        }
-        root_fields = selected_fields([operation.selection_set], fragments, request.variables or {})
-        routes = tuple(
-            dict.fromkeys(
-                field.name.value for field in root_fields if not field.name.value.startswith("__")
+        plan = None
+        if self.use_plans:
+            if id(operation) not in cached.plans:
+                cached.plans[id(operation)] = query_plan(
+                    self._schema, operation, hide_suggestions=self._production
+                )
+            plan = cached.plans[id(operation)]
+        if plan is not None:
+            # One root field, no fragments or directives: nothing to work out per request.
+            routes: tuple[str, ...] = plan.routes
+        else:
+            fragments = {
+                definition.name.value: definition
+                for definition in document.definitions
+                if isinstance(definition, FragmentDefinitionNode)
+            }
+            root_fields = selected_fields(
+                [operation.selection_set], fragments, request.variables or {}
             )
-        )
-        return PreparedOperation(document, operation, routes)
+            routes = tuple(
+                dict.fromkeys(
+                    field.name.value
+                    for field in root_fields
+                    if not field.name.value.startswith("__")
+                )
+            )
+        return PreparedOperation(document, operation, routes, plan)
 
     async def execute(
         self, prepared: PreparedOperation, request: OperationRequest, context: Any
@@ -317,6 +349,10 @@ class OperationRunner:
         if prepared.is_subscription:
             raise _request_error("invalid-param", SUBSCRIPTIONS_OVER_WEBSOCKET, "query")
         variables = _checked_variables(prepared, request)
+        if prepared.plan is not None:
+            data = await prepared.plan.run(context, variables)
+            if data is not None:
+                return {"data": data, "extensions": {"status": "action-successful"}}
         outcome = execute(
             self._schema,
             prepared.document,

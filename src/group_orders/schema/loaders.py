@@ -10,14 +10,16 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from group_orders.auth.access import liaison_clients
 from group_orders.auth.identity import ClientRecord, UserRecord
+from group_orders.db.engine import Reader
 from group_orders.services.group_orders import (
+    GroupOrderRow,
     RowPage,
     clients_by_id,
     group_order_rows,
@@ -36,24 +38,39 @@ class RowsKey:
 
 
 class Loaders:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self.clients: DataLoader[uuid.UUID, ClientRecord | None] = DataLoader(self._clients)
-        self.users: DataLoader[uuid.UUID, UserRecord | None] = DataLoader(self._users)
-        self.rows: DataLoader[RowsKey, RowPage] = DataLoader(self._rows)
-        self.liaison_clients: DataLoader[uuid.UUID, list[ClientRecord]] = DataLoader(
-            self._liaison_clients
-        )
-        self.notifications: DataLoader[uuid.UUID, list[NotificationRecord]] = DataLoader(
-            self._notifications, cache=False
-        )
-        # Not cached: a mutation earlier in a batch may have changed the row since.
-        self.group_orders: DataLoader[uuid.UUID, RowMapping | None] = DataLoader(
-            self._group_orders, cache=False
-        )
+    """Each loader is made when first used: most operations use one or none."""
 
-    async def _group_orders(self, ids: list[uuid.UUID]) -> list[RowMapping | None]:
-        found = await group_order_rows(self._engine, list(dict.fromkeys(ids)))
+    def __init__(self, engine: AsyncEngine, reader: Reader | None = None) -> None:
+        self._engine = engine
+        self._reader = reader or Reader(engine)
+
+    @cached_property
+    def clients(self) -> DataLoader[uuid.UUID, ClientRecord | None]:
+        return DataLoader(self._clients)
+
+    @cached_property
+    def users(self) -> DataLoader[uuid.UUID, UserRecord | None]:
+        return DataLoader(self._users)
+
+    @cached_property
+    def rows(self) -> DataLoader[RowsKey, RowPage]:
+        return DataLoader(self._rows)
+
+    @cached_property
+    def liaison_clients(self) -> DataLoader[uuid.UUID, list[ClientRecord]]:
+        return DataLoader(self._liaison_clients)
+
+    @cached_property
+    def notifications(self) -> DataLoader[uuid.UUID, list[NotificationRecord]]:
+        return DataLoader(self._notifications, cache=False)
+
+    @cached_property
+    def group_orders(self) -> DataLoader[uuid.UUID, GroupOrderRow | None]:
+        # Not cached: a mutation earlier in a batch may have changed the row since.
+        return DataLoader(self._group_orders, cache=False)
+
+    async def _group_orders(self, ids: list[uuid.UUID]) -> list[GroupOrderRow | None]:
+        found = await group_order_rows(self._reader, list(dict.fromkeys(ids)))
         return [found.get(key) for key in ids]
 
     async def _notifications(self, ids: list[uuid.UUID]) -> list[list[NotificationRecord]]:
@@ -83,4 +100,4 @@ class Loaders:
         return [pages[key] for key in keys]
 
     async def _liaison_clients(self, ids: list[uuid.UUID]) -> list[list[ClientRecord]]:
-        return [await liaison_clients(self._engine, liaison_id) for liaison_id in ids]
+        return [await liaison_clients(self._reader, liaison_id) for liaison_id in ids]

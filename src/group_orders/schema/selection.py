@@ -93,6 +93,12 @@ def check_view(
 ) -> None:
     """Refuse a view the role may not use, or a selection outside the view (the
     selection at ``path`` below the field, for a connection's nodes)."""
+    check_view_role(view, role, param=param)
+    check_view_fields(view, selected_field_names(info, path), param=param)
+
+
+def check_view_role(view: View, role: Role, *, param: str = "view") -> None:
+    """Refuse a view the role may not use."""
     if role not in view.roles:
         allowed = ", ".join(sorted(r.value for r in view.roles))
         raise ApiError(
@@ -101,7 +107,11 @@ def check_view(
             f"it is for: {allowed}.",
             param=param,
         )
-    outside = view.fields_outside(selected_field_names(info, path))
+
+
+def check_view_fields(view: View, selected: Iterable[str], *, param: str = "view") -> None:
+    """Refuse a selection (field names) outside the view."""
+    outside = view.fields_outside(selected)
     if outside:
         raise ApiError(
             "invalid-param",

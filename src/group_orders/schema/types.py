@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -23,7 +24,12 @@ from group_orders.enums import (
 from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
 from group_orders.schema.loaders import RowsKey
-from group_orders.schema.selection import check_view
+from group_orders.schema.selection import (
+    check_view,
+    check_view_fields,
+    check_view_role,
+    selected_field_names,
+)
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, check_page_size
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
@@ -135,8 +141,16 @@ def resolve_session_in_view(
     info: Info[RequestContext, None], view: SessionView, role: Role
 ) -> SessionType | None:
     """The requester's session, restricted to ``view``; null for application tokens."""
-    check_view(info, SESSION_VIEWS[view], role)
-    identity = info.context.require_identity()
+    return session_in_view(info.context, view, role, selected_field_names(info))
+
+
+def session_in_view(
+    context: RequestContext, view: SessionView, role: Role, selected: Iterable[str]
+) -> SessionType | None:
+    """``resolve_session_in_view`` for the field names ``selected`` below the field."""
+    check_view_role(SESSION_VIEWS[view], role)
+    check_view_fields(SESSION_VIEWS[view], selected)
+    identity = context.require_identity()
     return SessionType.from_identity(identity, role)
 
 

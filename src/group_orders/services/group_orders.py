@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.auth.access import Access
 from group_orders.auth.identity import ClientRecord, UserRecord
-from group_orders.db.engine import write_transaction
+from group_orders.db.engine import Reader, write_transaction
 from group_orders.db.tables import (
     as_utc,
     client_table,
@@ -102,21 +103,36 @@ def parse_id(value: str, *, param: str = "id") -> uuid.UUID:
         ) from None
 
 
+GroupOrderRow = Mapping[Any, Any]
+
+
+@functools.lru_cache(maxsize=128)
+def _group_orders_by_id(count: int) -> sa.Select[Any]:
+    """The statement for ``count`` ids (``id_0``, ``id_1``, ...), made once per count."""
+    column = group_order_table.c.id
+    return sa.select(group_order_table).where(
+        column.in_([sa.bindparam(f"id_{n}", type_=column.type) for n in range(count)])
+    )
+
+
 async def group_order_rows(
-    engine: AsyncEngine, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, RowMapping]:
+    source: AsyncEngine | Reader, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, GroupOrderRow]:
     """The ``group_order`` rows of these ids, in one statement."""
-    query = sa.select(group_order_table).where(group_order_table.c.id.in_(ids))
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).mappings().all()
+    if not ids:
+        return {}
+    reader = source if isinstance(source, Reader) else Reader(source)
+    rows = await reader.all(
+        _group_orders_by_id(len(ids)), {f"id_{n}": value for n, value in enumerate(ids)}
+    )
     return {row["id"]: row for row in rows}
 
 
 async def get_group_order(
-    engine: AsyncEngine,
+    engine: AsyncEngine | Reader,
     raw_id: str,
     access: Access,
-    load: Callable[[uuid.UUID], Awaitable[RowMapping | None]] | None = None,
+    load: Callable[[uuid.UUID], Awaitable[GroupOrderRow | None]] | None = None,
 ) -> GroupOrderRecord:
     """The group order ``raw_id`` if ``access`` may see it; ``load`` reads its row (a
     DataLoader batches the reads of concurrent operations into one statement).
@@ -133,7 +149,7 @@ async def get_group_order(
     return record_from_row(row)
 
 
-def record_from_row(row: RowMapping) -> GroupOrderRecord:
+def record_from_row(row: GroupOrderRow) -> GroupOrderRecord:
     """A domain record from a ``group_order`` row."""
     return GroupOrderRecord(
         id=row["id"],

@@ -7,6 +7,7 @@ again with ``group-orders routes``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -125,7 +126,9 @@ class RouteSwitches:
 
     Every request checks its routes; reading them from the database each time would be
     one more statement per request. A withdrawal therefore reaches a running server
-    within ``ttl_seconds`` (0 reads every time).
+    within ``ttl_seconds`` (0 reads every time). When the switches are due, the checks
+    made meanwhile wait for the one read under way rather than each starting its own:
+    under load hundreds of them would otherwise queue for the engine's connections.
     """
 
     def __init__(self, engine: AsyncEngine, ttl_seconds: float) -> None:
@@ -133,13 +136,29 @@ class RouteSwitches:
         self._ttl = ttl_seconds
         self._states: dict[str, RouteState] = {}
         self._read_at = float("-inf")
+        self._reading: asyncio.Task[dict[str, RouteState]] | None = None
 
     async def check(self, routes: Iterable[str]) -> None:
         wanted = sorted(set(routes))
         if not wanted:
             return
-        now = time.monotonic()
-        if self._ttl <= 0 or now - self._read_at >= self._ttl:
-            self._states = {state.route: state for state in await list_routes(self._engine)}
-            self._read_at = now
-        _raise_for_withdrawn(self._states, wanted)
+        if self._ttl <= 0:
+            states = await self._read(time.monotonic())
+        elif time.monotonic() - self._read_at >= self._ttl:
+            if self._reading is None:
+                self._reading = asyncio.get_running_loop().create_task(self._read(time.monotonic()))
+                self._reading.add_done_callback(self._read_done)
+            states = await asyncio.shield(self._reading)
+        else:
+            states = self._states
+        _raise_for_withdrawn(states, wanted)
+
+    async def _read(self, started: float) -> dict[str, RouteState]:
+        states = {state.route: state for state in await list_routes(self._engine)}
+        self._states, self._read_at = states, started
+        return states
+
+    def _read_done(self, reading: asyncio.Task[dict[str, RouteState]]) -> None:
+        self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # every waiter raised it already
