@@ -101,6 +101,7 @@ async def test_a_read_sees_the_commit_made_before_it(engine: AsyncEngine, shared
     assert found[group_order_id]["queue_job_id"] == "job-changed"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_the_shared_connection_only_reads(engine: AsyncEngine, shared: Reader) -> None:
     # given
     async with engine.connect() as connection:
@@ -134,6 +135,7 @@ async def test_an_in_memory_database_reads_through_the_engine(tmp_path: Any) -> 
     await engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_sqlite_file_reads_without_the_engine(engine: AsyncEngine, shared: Reader) -> None:
     with counting(engine) as statements:
         await group_order_rows(shared, [uuid.uuid4()])
