@@ -30,8 +30,8 @@ from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
+from group_orders.storage import create_storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.health import Readiness, healthz
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings)
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
-    storage = LocalStorage(settings.data_dir / "files")
+    storage = create_storage(settings)
     jobs = create_runner(engine, storage, settings)
     service = GraphQLService(
         settings=settings,

@@ -25,7 +25,7 @@ from group_orders.db.migrate import current_revision, downgrade, head_revision, 
 from group_orders.enums import ApplicationSlug
 from group_orders.services import accounts, demo, routes
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage import Storage, create_storage
 from group_orders.worker.runner import create_runner
 
 TOKEN_NOTES = {
@@ -73,8 +73,8 @@ def _print_demo(data: demo.DemoData, base_url: str) -> None:
     print(f"\nGraphiQL: {base_url}/graphql (paste a token into the Token field)\n")
 
 
-def _storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.data_dir / "files")
+def _storage(settings: Settings) -> Storage:
+    return create_storage(settings)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:

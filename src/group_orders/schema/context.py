@@ -16,8 +16,8 @@ from group_orders.enums import ApplicationSlug
 from group_orders.errors import ApiError
 from group_orders.schema.loaders import Loaders
 from group_orders.settings import Settings
+from group_orders.storage.base import Storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -57,7 +57,7 @@ class RequestContext:
     links: LinkSigner
     base_url: str
     request_id: str
-    storage: LocalStorage
+    storage: Storage
     wake_worker: Callable[[], None] = field(default=lambda: None)
     _access: dict[ApplicationSlug | None, Access] = field(default_factory=dict)
 

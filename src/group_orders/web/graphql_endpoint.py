@@ -58,8 +58,8 @@ from group_orders.schema.execution import (
 from group_orders.schema.loaders import Loaders
 from group_orders.services.routes import RouteSwitches
 from group_orders.settings import Settings
+from group_orders.storage.base import Storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 from group_orders.web.graphiql import graphiql_html
 from group_orders.web.responses import (
     GRAPHQL_RESPONSE_JSON,
@@ -79,7 +79,7 @@ class GraphQLService:
     engine: Any
     runner: OperationRunner
     links: LinkSigner
-    storage: LocalStorage
+    storage: Storage
     wake_worker: Callable[[], None]
     routes: RouteSwitches
     authenticator: Authenticator

@@ -24,7 +24,7 @@ from group_orders.db.tables import utc_now
 from group_orders.services.ingest.model import FileError
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 from group_orders.worker import queue
 from group_orders.worker.broker import BrokerRunner
 
@@ -44,7 +44,7 @@ class Runner(Protocol):
 
 
 def create_runner(
-    engine: AsyncEngine, storage: LocalStorage, settings: Settings, worker_id: str | None = None
+    engine: AsyncEngine, storage: Storage, settings: Settings, worker_id: str | None = None
 ) -> Runner:
     """The runner of the queue that the database's dialect uses."""
     if is_sqlite(settings.database_url):
@@ -56,7 +56,7 @@ class JobRunner:
     def __init__(
         self,
         engine: AsyncEngine,
-        storage: LocalStorage,
+        storage: Storage,
         settings: Settings,
         worker_id: str | None = None,
     ) -> None:
