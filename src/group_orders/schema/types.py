@@ -23,6 +23,7 @@ from group_orders.errors import ApiError
 from group_orders.schema.context import RequestContext
 from group_orders.schema.loaders import RowsKey
 from group_orders.schema.selection import check_view
+from group_orders.services.files import MEDIA_TYPES, download_name
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, check_page_size
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
@@ -340,9 +341,18 @@ class GroupOrderType:
     def from_record(
         cls, record: GroupOrderRecord, access: Access, context: RequestContext
     ) -> GroupOrderType:
+        presigned = context.settings.download_links == "presigned"
+
         def link(file: ResultFile, key: str | None) -> str | None:
             if key is None:
                 return None
+            if presigned:
+                return context.storage.presigned_url(
+                    key,
+                    context.links.lifetime,
+                    filename=download_name(record.id, file),
+                    media_type=MEDIA_TYPES[file],
+                )
             return context.links.sign(context.base_url, record.id, file, context.now)
 
         has_links = any(
