@@ -230,6 +230,11 @@ class Settings:
                 "GROUP_ORDERS_DB_STATEMENT_TIMEOUT_SECONDS",
                 defaults.db_statement_timeout_seconds,
             ),
+            result_files_process_from_rows=_env_int(
+                env,
+                "GROUP_ORDERS_RESULT_FILES_PROCESS_FROM_ROWS",
+                defaults.result_files_process_from_rows,
+            ),
             storage=_env_choice(env, "GROUP_ORDERS_STORAGE", ("local", "s3"), "local"),
             s3_bucket=env.get("GROUP_ORDERS_S3_BUCKET") or None,
             s3_prefix=env.get("GROUP_ORDERS_S3_PREFIX", defaults.s3_prefix),
