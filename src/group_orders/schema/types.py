@@ -251,13 +251,22 @@ class GroupOrderType:
     successful_orders: int = strawberry.field(description="Count of accepted orders.")
     rejected_orders: int = strawberry.field(description="Count of rejected orders.")
     normalized_csv: str | None = strawberry.field(
-        description="Signed link to the normalized CSV file; null until it exists."
+        description=(
+            "Signed link to the normalized CSV file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     accepted_orders_xlsx: str | None = strawberry.field(
-        description="Signed link to the accepted orders' XLSX file; null until it exists."
+        description=(
+            "Signed link to the accepted orders' XLSX file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     rejected_orders_xlsx: str | None = strawberry.field(
-        description="Signed link to the rejected orders' XLSX file; null until it exists."
+        description=(
+            "Signed link to the rejected orders' XLSX file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     queue_job_id: str | None = strawberry.field(
         description="ID of the job in the queue, for debugging."

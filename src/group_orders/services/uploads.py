@@ -292,7 +292,9 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
     now = utc_now()
     async with write_transaction(engine) as connection:
         result = await connection.execute(
-            transition(group_order_id, GroupOrderStatus.failed).values(
+            transition(group_order_id, GroupOrderStatus.failed)
+            .where(group_order_table.c.source_key.is_not(None))
+            .values(
                 status=GroupOrderStatus.pending.value,
                 failure_reason=None,
                 processed_rows=0,
@@ -301,6 +303,20 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
             )
         )
         if not result.rowcount:
+            purged = await connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(group_order_table)
+                .where(group_order_table.c.id == group_order_id)
+                .where(group_order_table.c.status == GroupOrderStatus.failed.value)
+                .where(group_order_table.c.source_key.is_(None))
+            )
+            if purged:
+                raise ApiError(
+                    "invalid-param",
+                    "Its uploaded file was removed after the retention period: upload the "
+                    "file again instead.",
+                    param="id",
+                )
             raise ApiError("invalid-param", "Only a failed group order can be retried.", param="id")
         job_id = await jobs.requeue(connection, group_order_id, now=now)
         if job_id is not None:
