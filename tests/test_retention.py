@@ -257,14 +257,17 @@ async def test_the_purge_command_takes_the_retention_from_the_setting_or_days(
     assert unset.returncode == 2
     assert "GROUP_ORDERS_FILE_RETENTION_DAYS" in unset.stderr
     assert dry.returncode == 0, dry.stderr
-    assert f"group order {old}: files would remove" in dry.stdout
-    assert "would remove 4 files" in dry.stdout
+    assert dry.stdout == (
+        f"would remove the files of group order {old}\n"
+        "would remove 4 files of 1 group orders finished more than 30 days ago, and 0 files "
+        "no group order references\n"
+    )
     assert kept.stdout.endswith(
-        "removed 0 files: 0 group orders finished more than 60 days "
-        "ago, 0 files of no group order\n"
+        "removed 0 files of 0 group orders finished more than 60 days ago, and 0 files no "
+        "group order references\n"
     )
     assert purged.returncode == 0, purged.stderr
-    assert f"group order {old}: files removed" in purged.stdout
+    assert f"removed the files of group order {old}\n" in purged.stdout
     async with running(storage_settings) as (app, client):
         assert keys_of(app.state.storage, old) == []
         assert (await state(client, token, old))["normalizedCsv"] is None

@@ -181,13 +181,13 @@ def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
         )
         verb = "would remove" if args.dry_run else "removed"
         for group_order_id in report.group_orders:
-            print(f"group order {group_order_id}: files {verb}")
+            print(f"{verb} the files of group order {group_order_id}")
         for key in report.orphans:
-            print(f"orphan {key}: {verb}")
+            print(f"{verb} {key} (no group order references it)")
         print(
-            f"{verb} {len(report.files) + len(report.orphans)} files: "
-            f"{len(report.group_orders)} group orders finished more than {days} days ago, "
-            f"{len(report.orphans)} files of no group order"
+            f"{verb} {len(report.files)} files of {len(report.group_orders)} group orders "
+            f"finished more than {days} days ago, and {len(report.orphans)} files no group "
+            "order references"
         )
         return 0
 
@@ -477,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations run before every command; their chatter is not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         settings.check()
