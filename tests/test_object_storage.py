@@ -74,6 +74,7 @@ async def test_an_upload_is_stored_processed_and_served_from_the_bucket(
         normalized = await client.get(final["normalizedCsv"])
         accepted = await client.get(final["acceptedOrdersXlsx"])
         rejected = await client.get(final["rejectedOrdersXlsx"])
+        head = await client.head(final["normalizedCsv"])
 
     # then: the files came from the bucket, whole, through the service's own route
     assert (final["status"], final["successfulOrders"], final["rejectedOrders"]) == (
@@ -89,6 +90,8 @@ async def test_an_upload_is_stored_processed_and_served_from_the_bucket(
         f'attachment; filename="group-order-{group_order_id}-normalized.csv"'
     )
     assert accepted.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(normalized.content))
     assert sheet_column(accepted.content) == ["external_order_id", "ORD-00001", "ORD-00003"]
     assert sheet_column(rejected.content) == ["external_order_id", "ORD-00002"]
     # the bucket holds the upload and the three files under the prefix, and the disk

@@ -52,14 +52,18 @@ class FilesEndpoint:
                 raise missing
         except ApiError as error:
             return api_error_response(error)
+        headers = {
+            "Content-Length": str(stored.size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+        if request.method == "HEAD":
+            await asyncio.to_thread(stored.close)
+            return Response(media_type=MEDIA_TYPES[file], headers=headers)
         # Streamed a chunk at a time (Starlette iterates a plain iterator in a thread);
-        # the object is closed when the response ends, early or not.
+        # the object is closed when the response ends.
         return StreamingResponse(
             stored.chunks,
             media_type=MEDIA_TYPES[file],
-            headers={
-                "Content-Length": str(stored.size),
-                "Content-Disposition": f'attachment; filename="{filename}"',
-            },
+            headers=headers,
             background=BackgroundTask(stored.close),
         )
