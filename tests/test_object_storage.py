@@ -214,3 +214,27 @@ async def test_a_worker_on_another_machine_shares_nothing_but_the_database_and_t
     # and neither machine kept a file of the group order on its disk
     assert local_files(api_settings) == []
     assert [path for path in worker_dir.rglob("*") if path.is_file()] == []
+
+
+async def test_an_upload_gone_from_the_bucket_fails_its_job_and_leaves_nothing_behind(
+    s3_settings: Settings, demo: DemoData
+) -> None:
+    # given: an upload whose stored file disappears before its job runs
+    settings = s3_settings.with_changes(
+        data_dir=s3_settings.data_dir / "node", job_max_attempts=2, job_retry_delay_seconds=0
+    )
+    token = demo.tokens["client"]
+    async with running(settings) as (app, client):
+        group_order_id = await uploaded(client, token, THREE_ROWS)
+        app.state.storage.delete(f"uploads/{group_order_id}/source")
+
+        # when
+        runs = await app.state.jobs.run_until_idle()
+        failed = await state(client, token, str(group_order_id))
+
+    # then: each attempt failed, the group order says so, and no file was published
+    assert runs == 2
+    assert failed["status"] == "failed"
+    assert "failed 2 times" in failed["failureReason"]
+    assert (failed["normalizedCsv"], failed["acceptedOrdersXlsx"]) == (None, None)
+    assert local_files(settings) == []
