@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+import s3server
 from group_orders.app import create_app
 from group_orders.db.engine import create_engine
 from group_orders.db.migrate import upgrade
@@ -213,3 +214,34 @@ class GraphQL:
 @pytest.fixture
 def graphql(client: httpx.AsyncClient) -> GraphQL:
     return GraphQL(client)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An S3-compatible server on loopback (see ``s3server``), with the credentials in
+    the environment of this process and of the processes it starts."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3server.CREDENTIALS.items():
+            patch.setenv(name, value)
+        with s3server.running_server(tmp_path_factory.mktemp("s3") / "server.log") as url:
+            yield url
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A fresh bucket for this test alone."""
+    name = f"go-test-{uuid.uuid4().hex[:16]}"
+    s3server.create_bucket(s3_server, name)
+    return name
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_server: str, s3_bucket: str) -> Settings:
+    """``settings`` with uploads and result files in the test's bucket."""
+    return settings.with_changes(
+        storage="s3",
+        s3_bucket=s3_bucket,
+        s3_prefix="group-orders",
+        s3_endpoint_url=s3_server,
+        s3_region=s3server.REGION,
+    )

@@ -32,8 +32,8 @@ from group_orders.schema.query import build_schema
 from group_orders.services.events import create_event_bus
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
+from group_orders.storage import create_storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.health import Readiness, healthz
@@ -96,7 +96,7 @@ def create_app(settings: Settings) -> Starlette:
     reader = Reader.for_engine(engine, settings)
     links = LinkSigner(settings.secret_key, settings.link_lifetime)
     schema = build_schema()
-    storage = LocalStorage(settings.data_dir / "files")
+    storage = create_storage(settings)
     # Group-order events: the worker publishes, subscriptions listen.
     events = create_event_bus(settings)
     jobs = create_runner(engine, storage, settings, events=events)

@@ -1,5 +1,5 @@
-"""The ``group-orders`` command: serve, db, demo, token, user, client, routes, webhook,
-export-schema.
+"""The ``group-orders`` command: serve, worker, db, demo, token, user, client, routes,
+webhook, storage, catalog, upload, export-schema, export-docs.
 
 Every command reads its settings from the environment (``DATABASE_URL``,
 ``GROUP_ORDERS_DATA_DIR``, ...; see ``docs/operating.md``) and migrates the database
@@ -27,7 +27,7 @@ from group_orders.db.migrate import current_revision, downgrade, head_revision, 
 from group_orders.enums import ApplicationSlug
 from group_orders.services import accounts, demo, routes
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage import Storage, create_storage
 from group_orders.worker.runner import create_runner
 
 TOKEN_NOTES = {
@@ -75,8 +75,8 @@ def _print_demo(data: demo.DemoData, base_url: str) -> None:
     print(f"\nGraphiQL: {base_url}/graphql (paste a token into the Token field)\n")
 
 
-def _storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.data_dir / "files")
+def _storage(settings: Settings) -> Storage:
+    return create_storage(settings)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -162,6 +162,36 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(data.as_json(args.base_url), indent=2))
         else:
             _print_demo(data, args.base_url)
+        return 0
+
+    return _run(settings, work)
+
+
+def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from group_orders.services.retention import purge_files
+
+    days = args.days if args.days is not None else settings.file_retention_days
+    if days is None:
+        raise CommandError("set GROUP_ORDERS_FILE_RETENTION_DAYS or pass --days")
+    if days < 1:
+        raise CommandError("--days must be at least 1")
+
+    async def work(engine: AsyncEngine) -> int:
+        report = await purge_files(
+            engine, _storage(settings), older_than=timedelta(days=days), dry_run=args.dry_run
+        )
+        verb = "would remove" if args.dry_run else "removed"
+        for group_order_id in report.group_orders:
+            print(f"{verb} the files of group order {group_order_id}")
+        for key in report.orphans:
+            print(f"{verb} {key} (no group order references it)")
+        print(
+            f"{verb} {len(report.files)} files of {len(report.group_orders)} group orders "
+            f"finished more than {days} days ago, and {len(report.orphans)} files no group "
+            "order references"
+        )
         return 0
 
     return _run(settings, work)
@@ -420,6 +450,19 @@ def build_parser() -> argparse.ArgumentParser:
         route_action.add_argument("name", help="a route (root field) or an API service")
     routes_parser.set_defaults(handler=cmd_routes)
 
+    storage = commands.add_parser("storage", help="stored files: the retention purge")
+    storage_actions = storage.add_subparsers(dest="action", required=True)
+    purge = storage_actions.add_parser(
+        "purge",
+        help="remove the files of group orders finished more than the retention days ago, "
+        "and files no group order references",
+    )
+    purge.add_argument(
+        "--days", type=int, help="the retention in days (default GROUP_ORDERS_FILE_RETENTION_DAYS)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    storage.set_defaults(handler=cmd_storage)
+
     catalog = commands.add_parser("catalog", help="a client's catalog of SKUs")
     catalog_actions = catalog.add_subparsers(dest="action", required=True)
     catalog_import = catalog_actions.add_parser(
@@ -474,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations run before every command; their chatter is not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         settings.check()

@@ -127,6 +127,23 @@ class Settings:
     notification_max_attempts: int = 5
     notification_retry_delay_seconds: int = 60
     send_timeout_seconds: float = 10.0
+    # Where uploads and result files live: "local" (files under data_dir, one machine) or
+    # "s3" (an S3-compatible bucket every machine reaches; credentials come from the
+    # usual AWS_* variables). With s3, data_dir holds temporary files only.
+    storage: str = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # Files past this size are uploaded and downloaded as multipart transfers of parts
+    # this size (at least 5 MiB, S3's smallest part).
+    s3_part_bytes: int = 8 * 1024 * 1024
+    # File links: "service" (the service's signed /files route streams the file) or
+    # "presigned" (the store's own presigned URLs; s3 only). Both live link_lifetime.
+    download_links: str = "service"
+    # Group orders finished more than this many days ago lose their files when
+    # `group-orders storage purge` runs; None keeps files forever.
+    file_retention_days: int | None = None
 
     @property
     def link_lifetime(self) -> timedelta:
@@ -150,6 +167,7 @@ class Settings:
             raise ValueError(
                 "GROUP_ORDERS_EMAIL_BACKEND=mandrill needs GROUP_ORDERS_MANDRILL_API_KEY"
             )
+        self._check_storage()
         if not self.production:
             return
         if self.secret_key == Settings().secret_key or len(self.secret_key) < 32:
@@ -158,6 +176,30 @@ class Settings:
                 "(it signs file links; the development default is public). For example: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
+
+    def _check_storage(self) -> None:
+        if self.storage not in ("local", "s3"):
+            raise ValueError(f"GROUP_ORDERS_STORAGE must be local or s3, not {self.storage!r}")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("GROUP_ORDERS_STORAGE=s3 needs GROUP_ORDERS_S3_BUCKET")
+        if self.download_links not in ("service", "presigned"):
+            raise ValueError(
+                "GROUP_ORDERS_DOWNLOAD_LINKS must be service or presigned, "
+                f"not {self.download_links!r}"
+            )
+        if self.download_links == "presigned" and self.storage != "s3":
+            raise ValueError(
+                "GROUP_ORDERS_DOWNLOAD_LINKS=presigned needs GROUP_ORDERS_STORAGE=s3: "
+                "a local directory has no presigned URLs"
+            )
+        # SigV4 presigned URLs live at most 7 days.
+        if self.download_links == "presigned" and not 1 <= self.link_lifetime_seconds <= 604_800:
+            raise ValueError(
+                "presigned links live 1 s to 7 days: set GROUP_ORDERS_LINK_LIFETIME_SECONDS "
+                "within that"
+            )
+        if self.file_retention_days is not None and self.file_retention_days < 1:
+            raise ValueError("GROUP_ORDERS_FILE_RETENTION_DAYS must be at least 1")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Self:
@@ -287,6 +329,21 @@ class Settings:
             send_timeout_seconds=_env_float(
                 env, "GROUP_ORDERS_SEND_TIMEOUT_SECONDS", defaults.send_timeout_seconds
             ),
+            result_files_process_from_rows=_env_int(
+                env,
+                "GROUP_ORDERS_RESULT_FILES_PROCESS_FROM_ROWS",
+                defaults.result_files_process_from_rows,
+            ),
+            storage=_env_choice(env, "GROUP_ORDERS_STORAGE", ("local", "s3"), "local"),
+            s3_bucket=env.get("GROUP_ORDERS_S3_BUCKET") or None,
+            s3_prefix=env.get("GROUP_ORDERS_S3_PREFIX", defaults.s3_prefix),
+            s3_endpoint_url=env.get("GROUP_ORDERS_S3_ENDPOINT_URL") or None,
+            s3_region=env.get("GROUP_ORDERS_S3_REGION") or None,
+            s3_part_bytes=_env_int(env, "GROUP_ORDERS_S3_PART_BYTES", defaults.s3_part_bytes),
+            download_links=_env_choice(
+                env, "GROUP_ORDERS_DOWNLOAD_LINKS", ("service", "presigned"), "service"
+            ),
+            file_retention_days=(_env_int(env, "GROUP_ORDERS_FILE_RETENTION_DAYS", 0) or None),
         )
 
     def with_changes(self, **changes: object) -> Settings:

@@ -18,8 +18,8 @@ from group_orders.errors import ApiError
 from group_orders.schema.loaders import Loaders
 from group_orders.services.events import EventBus
 from group_orders.settings import Settings
+from group_orders.storage.base import Storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -59,7 +59,7 @@ class RequestContext:
     links: LinkSigner
     base_url: str
     request_id: str
-    storage: LocalStorage
+    storage: Storage
     # Reads on the cheapest path (see ``db/engine.py``); None reads through ``engine``.
     reader: Reader | None = None
     wake_worker: Callable[[], None] = field(default=lambda: None)

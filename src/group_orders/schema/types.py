@@ -30,6 +30,7 @@ from group_orders.schema.selection import (
     check_view_role,
     selected_field_names,
 )
+from group_orders.services.files import MEDIA_TYPES, download_name
 from group_orders.services.group_orders import GroupOrderRecord, RowRecord, check_page_size
 from group_orders.services.ingest.model import RowStatus
 from group_orders.services.listing import GroupOrderOrder
@@ -313,13 +314,22 @@ class GroupOrderType:
     successful_orders: int = strawberry.field(description="Count of accepted orders.")
     rejected_orders: int = strawberry.field(description="Count of rejected orders.")
     normalized_csv: str | None = strawberry.field(
-        description="Signed link to the normalized CSV file; null until it exists."
+        description=(
+            "Signed link to the normalized CSV file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     accepted_orders_xlsx: str | None = strawberry.field(
-        description="Signed link to the accepted orders' XLSX file; null until it exists."
+        description=(
+            "Signed link to the accepted orders' XLSX file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     rejected_orders_xlsx: str | None = strawberry.field(
-        description="Signed link to the rejected orders' XLSX file; null until it exists."
+        description=(
+            "Signed link to the rejected orders' XLSX file; null until it exists, and once its "
+            "files were purged."
+        )
     )
     queue_job_id: str | None = strawberry.field(
         description="ID of the job in the queue, for debugging."
@@ -417,9 +427,18 @@ class GroupOrderType:
     def from_record(
         cls, record: GroupOrderRecord, access: Access, context: RequestContext
     ) -> GroupOrderType:
+        presigned = context.settings.download_links == "presigned"
+
         def link(file: ResultFile, key: str | None) -> str | None:
             if key is None:
                 return None
+            if presigned:
+                return context.storage.presigned_url(
+                    key,
+                    context.links.lifetime,
+                    filename=download_name(record.id, file),
+                    media_type=MEDIA_TYPES[file],
+                )
             return context.links.sign(context.base_url, record.id, file, context.now)
 
         has_links = any(

@@ -25,7 +25,7 @@ from group_orders.services.accounts import (
 )
 from group_orders.services.catalog import CatalogEntry, import_catalog
 from group_orders.services.group_orders import create_group_order
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 
 _NAMESPACE = uuid.UUID("6f1d8a52-3c55-4d8e-9d3e-0c2b6f6f9a11")
 
@@ -86,7 +86,7 @@ def _xlsx(title: str, rows: int) -> bytes:
     return buffer.getvalue()
 
 
-async def _seed_records(engine: AsyncEngine, storage: LocalStorage) -> None:
+async def _seed_records(engine: AsyncEngine, storage: Storage) -> None:
     await create_user(
         engine,
         "alice@acme.example",
@@ -164,7 +164,7 @@ async def _seed_records(engine: AsyncEngine, storage: LocalStorage) -> None:
             )
 
 
-async def seed_demo(engine: AsyncEngine, storage: LocalStorage) -> DemoData:
+async def seed_demo(engine: AsyncEngine, storage: Storage) -> DemoData:
     """Seed the demo records once, then mint a fresh set of tokens."""
     if await find_user(engine, "alice@acme.example") is None:
         await _seed_records(engine, storage)

@@ -18,3 +18,19 @@ async def file_key(engine: AsyncEngine, group_order_id: uuid.UUID, file: ResultF
     async with engine.connect() as connection:
         key: str | None = (await connection.execute(query)).scalar_one_or_none()
     return key
+
+
+MEDIA_TYPES = {
+    ResultFile.normalized_csv: "text/csv; charset=utf-8",
+    ResultFile.accepted_orders_xlsx: (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ),
+    ResultFile.rejected_orders_xlsx: (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ),
+}
+
+
+def download_name(group_order_id: uuid.UUID, file: ResultFile) -> str:
+    """The file name a download is saved under."""
+    return f"group-order-{group_order_id}-{file.value}"

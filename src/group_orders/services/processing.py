@@ -44,7 +44,7 @@ from group_orders.services.ingest.validate import RowValidator
 from group_orders.services.ingest.writer_process import result_files
 from group_orders.services.notifications import record_outcome
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 
 logger = logging.getLogger("group_orders.processing")
 
@@ -273,7 +273,7 @@ async def validated_batches(
 
 async def process_group_order(
     engine: AsyncEngine,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     group_order_id: uuid.UUID,
     *,
@@ -308,13 +308,34 @@ async def process_group_order(
     if not started.rowcount:
         raise Stopped
 
+    # On an object store the file is downloaded to a temporary file for the job's run.
+    source_path = await asyncio.to_thread(storage.fetch, source.source_key)
+    try:
+        await _process_file(
+            engine, storage, settings, source, source_path, keep_lease=keep_lease, events=events
+        )
+    finally:
+        await asyncio.to_thread(storage.release, source_path)
+
+
+async def _process_file(
+    engine: AsyncEngine,
+    storage: Storage,
+    settings: Settings,
+    source: GroupOrderSource,
+    source_path: Path,
+    *,
+    keep_lease: Callable[[], Awaitable[bool]],
+    events: EventBus | None,
+) -> None:
+    group_order_id = source.id
     catalog = await load_catalog(engine, source.client_id)
-    total = await asyncio.to_thread(estimate_rows, storage.path_of(source.source_key))
+    total = await asyncio.to_thread(estimate_rows, source_path)
     if not await _update_running(engine, group_order_id, total_orders=total):
         raise Stopped
     await _announce(events, group_order_id)
 
-    source_file, rows = await asyncio.to_thread(open_source, storage.path_of(source.source_key))
+    source_file, rows = await asyncio.to_thread(open_source, source_path)
     validator = RowValidator(catalog=catalog, date_order=settings.date_order)
     keys = result_keys(group_order_id)
     writer = await asyncio.to_thread(

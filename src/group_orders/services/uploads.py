@@ -1,8 +1,10 @@
 """Creating a group order from an uploaded file, cancelling it, retrying it.
 
-An upload is copied to storage while its digest is computed, its header is checked at
-once (a file that can't be used is refused with what to fix, and nothing is stored),
-and the group order and its job are recorded in one transaction.
+An upload is copied to a temporary file a chunk at a time while its digest is computed
+(memory stays flat in the file's size), its header is checked at once (a file that
+can't be used is refused with what to fix, and nothing is stored), the file is
+published to storage (renamed into place, or uploaded to the object store), and the
+group order and its job are recorded in one transaction.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from group_orders.services.ingest.reader import open_source
 from group_orders.services.ingest.validate import RowValidator
 from group_orders.services.processing import estimate_rows, load_catalog, validated_batches
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 from group_orders.worker import jobs
 
 _CHUNK = 1024 * 1024
@@ -107,7 +109,7 @@ async def _by_idempotency_key(
 
 
 async def _copy_to_storage(
-    upload: UploadedFile, storage: LocalStorage, key: str, limit: int
+    upload: UploadedFile, storage: Storage, key: str, limit: int
 ) -> tuple[str, int, Path]:
     temporary = storage.temporary_path(key)
     digest = hashlib.sha256()
@@ -168,7 +170,7 @@ async def _dry_run(
 
 async def create_group_order_from_upload(
     engine: AsyncEngine,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     access: Access,
     requester: Requester,
@@ -215,7 +217,8 @@ async def create_group_order_from_upload(
         # Nothing of a refused file or of a dry run stays behind.
         if not keep:
             temporary.unlink(missing_ok=True)
-    storage.publish(temporary, source_key)
+    # On an object store this is the upload (multipart for a large file).
+    await asyncio.to_thread(storage.publish, temporary, source_key)
 
     now = utc_now()
     try:
@@ -257,7 +260,7 @@ async def create_group_order_from_upload(
             )
     except IntegrityError:
         # The same idempotency key raced in from a second request: answer the first.
-        storage.delete(source_key)
+        await asyncio.to_thread(storage.delete, source_key)
         if idempotency_key is not None:
             existing = await _by_idempotency_key(engine, requester, idempotency_key)
             if existing is not None:
@@ -289,7 +292,9 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
     now = utc_now()
     async with write_transaction(engine) as connection:
         result = await connection.execute(
-            transition(group_order_id, GroupOrderStatus.failed).values(
+            transition(group_order_id, GroupOrderStatus.failed)
+            .where(group_order_table.c.source_key.is_not(None))
+            .values(
                 status=GroupOrderStatus.pending.value,
                 failure_reason=None,
                 processed_rows=0,
@@ -298,6 +303,20 @@ async def retry_group_order(engine: AsyncEngine, group_order_id: uuid.UUID) -> N
             )
         )
         if not result.rowcount:
+            purged = await connection.scalar(
+                sa.select(sa.func.count())
+                .select_from(group_order_table)
+                .where(group_order_table.c.id == group_order_id)
+                .where(group_order_table.c.status == GroupOrderStatus.failed.value)
+                .where(group_order_table.c.source_key.is_(None))
+            )
+            if purged:
+                raise ApiError(
+                    "invalid-param",
+                    "Its uploaded file was removed after the retention period: upload the "
+                    "file again instead.",
+                    param="id",
+                )
             raise ApiError("invalid-param", "Only a failed group order can be retried.", param="id")
         job_id = await jobs.requeue(connection, group_order_id, now=now)
         if job_id is not None:

@@ -1,32 +1,25 @@
-"""``/files/...``: the result files behind signed links."""
+"""``/files/...``: the result files behind signed links, streamed from storage."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from group_orders.errors import ApiError
-from group_orders.services.files import file_key
-from group_orders.storage.links import LinkSigner, ResultFile
+from group_orders.services.files import MEDIA_TYPES, download_name, file_key
+from group_orders.storage.base import Storage
+from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
 from group_orders.web.responses import api_error_response
 
-_MEDIA_TYPES = {
-    ResultFile.normalized_csv: "text/csv; charset=utf-8",
-    ResultFile.accepted_orders_xlsx: (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    ),
-    ResultFile.rejected_orders_xlsx: (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    ),
-}
-
 
 class FilesEndpoint:
-    def __init__(self, engine: AsyncEngine, links: LinkSigner, storage: LocalStorage) -> None:
+    def __init__(self, engine: AsyncEngine, links: LinkSigner, storage: Storage) -> None:
         self.engine = engine
         self.links = links
         self.storage = storage
@@ -41,14 +34,36 @@ class FilesEndpoint:
                 datetime.now(UTC),
             )
             key = await file_key(self.engine, group_order_id, file)
-            if key is None or not self.storage.exists(key):
-                raise ApiError(
-                    "invalid-param", "This group order has no such file (yet).", param="file"
+            missing = ApiError(
+                "invalid-param", "This group order has no such file (yet).", param="file"
+            )
+            if key is None:
+                raise missing
+            filename = download_name(group_order_id, file)
+            if isinstance(self.storage, LocalStorage):
+                # A local file is served as one: with its length, ranges and HEAD.
+                if not self.storage.exists(key):
+                    raise missing
+                return FileResponse(
+                    self.storage.path_of(key), media_type=MEDIA_TYPES[file], filename=filename
                 )
+            stored = await asyncio.to_thread(self.storage.open, key)
+            if stored is None:
+                raise missing
         except ApiError as error:
             return api_error_response(error)
-        return FileResponse(
-            self.storage.path_of(key),
-            media_type=_MEDIA_TYPES[file],
-            filename=f"group-order-{group_order_id}-{file.value}",
+        headers = {
+            "Content-Length": str(stored.size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+        if request.method == "HEAD":
+            await asyncio.to_thread(stored.close)
+            return Response(media_type=MEDIA_TYPES[file], headers=headers)
+        # Streamed a chunk at a time (Starlette iterates a plain iterator in a thread);
+        # the object is closed when the response ends.
+        return StreamingResponse(
+            stored.chunks,
+            media_type=MEDIA_TYPES[file],
+            headers=headers,
+            background=BackgroundTask(stored.close),
         )

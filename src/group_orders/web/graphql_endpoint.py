@@ -60,8 +60,8 @@ from group_orders.schema.loaders import Loaders
 from group_orders.services.events import EventBus
 from group_orders.services.routes import RouteSwitches
 from group_orders.settings import Settings
+from group_orders.storage.base import Storage
 from group_orders.storage.links import LinkSigner
-from group_orders.storage.local import LocalStorage
 from group_orders.web.graphiql import graphiql_html
 from group_orders.web.responses import (
     GRAPHQL_RESPONSE_JSON,
@@ -82,7 +82,7 @@ class GraphQLService:
     reader: Reader
     runner: OperationRunner
     links: LinkSigner
-    storage: LocalStorage
+    storage: Storage
     wake_worker: Callable[[], None]
     routes: RouteSwitches
     authenticator: Authenticator

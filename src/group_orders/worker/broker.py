@@ -30,7 +30,7 @@ from group_orders.services.ingest.model import FileError
 from group_orders.services.notifications import deliver_due_notifications
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 from group_orders.worker import jobs
 from group_orders.worker.jobs import PROCESS_GROUP_ORDER, QUEUE, conninfo
 
@@ -56,7 +56,7 @@ async def _still_ours(engine: AsyncEngine, job_id: int, worker_id: int | None) -
 
 
 def create_queue_app(
-    settings: Settings, engine: AsyncEngine, storage: LocalStorage, events: EventBus
+    settings: Settings, engine: AsyncEngine, storage: Storage, events: EventBus
 ) -> procrastinate.App:
     """A procrastinate app whose one task processes a group order."""
     app = procrastinate.App(
@@ -133,7 +133,7 @@ class BrokerRunner:
     def __init__(
         self,
         engine: AsyncEngine,
-        storage: LocalStorage,
+        storage: Storage,
         settings: Settings,
         worker_id: str | None = None,
         events: EventBus | None = None,

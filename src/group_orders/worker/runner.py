@@ -28,7 +28,7 @@ from group_orders.services.ingest.model import FileError
 from group_orders.services.notifications import deliver_due_notifications
 from group_orders.services.processing import Stopped, fail_group_order, process_group_order
 from group_orders.settings import Settings
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 from group_orders.worker import queue
 from group_orders.worker.broker import BrokerRunner
 
@@ -51,7 +51,7 @@ class Runner(Protocol):
 
 def create_runner(
     engine: AsyncEngine,
-    storage: LocalStorage,
+    storage: Storage,
     settings: Settings,
     worker_id: str | None = None,
     events: EventBus | None = None,
@@ -66,7 +66,7 @@ class JobRunner:
     def __init__(
         self,
         engine: AsyncEngine,
-        storage: LocalStorage,
+        storage: Storage,
         settings: Settings,
         worker_id: str | None = None,
         events: EventBus | None = None,

@@ -46,7 +46,7 @@ from typing import Any, Self, TextIO
 import xlsxwriter
 
 from group_orders.services.ingest.model import CANONICAL_COLUMNS, RowResult, RowStatus
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 
 REJECTED_EXTRA_COLUMNS: tuple[str, ...] = ("source_row", "error_codes", "error_fields", "messages")
 NORMALIZED_CSV_COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, "source_row", "row_status")
@@ -171,8 +171,9 @@ class ResultFileWriter:
     """Writes the three result files of one group order, fed one ``RowResult`` at a time.
 
     Nothing is visible under the final keys until ``publish``, which closes the files and
-    moves each one into place atomically (each file on its own: a reader can see the CSV
-    a moment before the workbooks, so completion is recorded after ``publish`` returns).
+    moves each one into place atomically: a rename, or a completed upload to an object
+    store (each file on its own: a reader can see the CSV a moment before the workbooks,
+    so completion is recorded after ``publish`` returns).
     ``abort`` closes and deletes the temporaries.
     Used as a context manager, leaving the block without ``publish`` (by an exception or
     otherwise) aborts.
@@ -180,7 +181,7 @@ class ResultFileWriter:
 
     def __init__(
         self,
-        storage: LocalStorage,
+        storage: Storage,
         keys: ResultKeys,
         source_header: Sequence[str],
         *,
@@ -258,7 +259,7 @@ class ResultFileWriter:
         self._rejected.append(row)
 
     def publish(self) -> None:
-        """Close the three files and move each one to its key in one atomic rename."""
+        """Close the three files and publish each one to its key in one step."""
         if self._state != "open":
             raise RuntimeError(f"the result files are already {self._state}")
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,7 +26,7 @@ from group_orders.services.ingest.model import (
     RowStatus,
 )
 from group_orders.services.ingest.result_files import ResultFileWriter, ResultKeys
-from group_orders.storage.local import LocalStorage
+from group_orders.storage.base import Storage
 
 
 class WriterProcessError(RuntimeError):
@@ -67,12 +66,12 @@ def _decode(message: bytes) -> list[RowResult]:
 
 def _serve(
     connection: Connection,
-    root: str,
+    storage: Storage,
     keys: ResultKeys,
     header: Sequence[str],
     max_sheet_rows: int,
 ) -> None:
-    writer = ResultFileWriter(LocalStorage(Path(root)), keys, header, max_sheet_rows=max_sheet_rows)
+    writer = ResultFileWriter(storage, keys, header, max_sheet_rows=max_sheet_rows)
     try:
         while True:
             kind, payload = connection.recv()
@@ -101,7 +100,7 @@ class ResultFilesInProcess:
 
     def __init__(
         self,
-        storage: LocalStorage,
+        storage: Storage,
         keys: ResultKeys,
         source_header: Sequence[str],
         *,
@@ -126,7 +125,7 @@ class ResultFilesProcess:
 
     def __init__(
         self,
-        storage: LocalStorage,
+        storage: Storage,
         keys: ResultKeys,
         source_header: Sequence[str],
         *,
@@ -136,7 +135,8 @@ class ResultFilesProcess:
         self._connection, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, str(storage.root), keys, tuple(source_header), max_sheet_rows),
+            # The storage goes over pickled: an object store's client is made anew there.
+            args=(child, storage, keys, tuple(source_header), max_sheet_rows),
             name="group-orders result files",
             daemon=True,
         )
@@ -199,7 +199,7 @@ ResultFiles = ResultFilesInProcess | ResultFilesProcess
 
 
 def result_files(
-    storage: LocalStorage,
+    storage: Storage,
     keys: ResultKeys,
     source_header: Sequence[str],
     *,
