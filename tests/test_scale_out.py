@@ -33,6 +33,7 @@ from group_orders.db.tables import group_order_row_table, group_order_table
 from group_orders.services.demo import DemoData
 from group_orders.services.events import RedisEventBus
 from group_orders.settings import Settings
+from group_orders.worker.broker import BrokerRunner
 from uploading import csv_bytes, good_row, upload
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -532,3 +533,41 @@ async def test_redis_restarted_during_a_job_delays_events_but_loses_nothing(
     assert status == "completed", processes.log("publisher")
     assert heard
     await assert_complete(engine, client, token, group_order_id, total=12_000, accepted=accepted)
+
+
+async def test_a_job_whose_outcome_was_lost_here_is_queued_again(
+    settings: Settings, demo: DemoData
+) -> None:
+    # given: a job marked running under this process's worker, but not running here, as
+    # after a run whose outcome could not be recorded while the database was away
+    app: Starlette = create_app(settings.with_changes(job_lease_seconds=1))
+    async with app.router.lifespan_context(app):
+        runner: BrokerRunner = app.state.jobs
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            token = demo.tokens["client"]
+            content, accepted = orders(1, 50)
+            group_order_id = await uploaded(client, token, content)
+            async with runner.queue_app.open_async():
+                manager = runner.queue_app.job_manager
+                worker_id = await manager.register_worker()
+                fetched = await manager.fetch_job(queues=["group_orders"], worker_id=worker_id)
+                assert fetched is not None
+                runner.running.workers.add(worker_id)
+                await asyncio.sleep(1.2)  # started over a lease ago
+
+                # when
+                running_here = runner.running.jobs.copy()
+                runner.running.jobs.add(int(fetched.id or 0))
+                left_alone = await runner.requeue_lost()
+                runner.running.jobs = running_here
+                requeued = await runner.requeue_lost()
+                await manager.unregister_worker(worker_id)
+            await runner.run_until_idle()
+            engine: AsyncEngine = app.state.engine
+
+            # then: a job still running here is left alone; the lost one runs again
+            assert (left_alone, requeued) == (0, 1)
+            await assert_complete(
+                engine, client, token, group_order_id, total=50, accepted=accepted
+            )

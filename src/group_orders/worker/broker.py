@@ -55,8 +55,22 @@ async def _still_ours(engine: AsyncEngine, job_id: int, worker_id: int | None) -
     return row is not None and row.status == "doing" and row.worker_id == worker_id
 
 
+class RunningJobs:
+    """The jobs this process is running, and the procrastinate worker ids it ran them
+    under: a job marked running under one of those ids that is not in ``jobs`` was lost
+    here (its outcome could not be recorded, the database being away)."""
+
+    def __init__(self) -> None:
+        self.jobs: set[int] = set()
+        self.workers: set[int] = set()
+
+
 def create_queue_app(
-    settings: Settings, engine: AsyncEngine, storage: Storage, events: EventBus
+    settings: Settings,
+    engine: AsyncEngine,
+    storage: Storage,
+    events: EventBus,
+    running: RunningJobs | None = None,
 ) -> procrastinate.App:
     """A procrastinate app whose one task processes a group order."""
     app = procrastinate.App(
@@ -67,10 +81,21 @@ def create_queue_app(
         linear_wait=settings.job_retry_delay_seconds,
     )
 
+    tracked = running if running is not None else RunningJobs()
+
     @app.task(name=PROCESS_GROUP_ORDER, queue=QUEUE, pass_context=True, retry=retry)
     async def process(context: JobContext, group_order_id: str) -> None:
+        job_id = int(context.job.id or 0)
+        tracked.jobs.add(job_id)
+        if context.job.worker_id is not None:
+            tracked.workers.add(context.job.worker_id)
+        try:
+            await run(context, job_id, group_order_id)
+        finally:
+            tracked.jobs.discard(job_id)
+
+    async def run(context: JobContext, job_id: int, group_order_id: str) -> None:
         job = context.job
-        job_id = int(job.id or 0)
         target = uuid.UUID(group_order_id)
         attempt = job.attempts + 1
         if attempt > settings.job_max_attempts:
@@ -144,7 +169,8 @@ class BrokerRunner:
         self.name = worker_id or "worker"
         # Hears of every change of a group order's status and progress.
         self.events = events if events is not None else create_event_bus(settings)
-        self.queue_app = create_queue_app(settings, engine, storage, self.events)
+        self.running = RunningJobs()
+        self.queue_app = create_queue_app(settings, engine, storage, self.events, self.running)
 
     def wake(self) -> None:
         """Workers hear of new jobs through PostgreSQL's LISTEN/NOTIFY."""
@@ -190,6 +216,43 @@ class BrokerRunner:
             logger.warning("job %s of a stalled worker goes back to the queue", job.id)
             await manager.retry_job(job, retry_at=utc_now())
         return len(stalled)
+
+    async def requeue_lost(self) -> int:
+        """Give back the jobs marked running under this process's worker that it no longer
+        runs: their run ended while the database was away, so its outcome was never
+        recorded, and the worker's heartbeat (which went on) keeps them from looking
+        stalled. Only jobs started at least a lease ago count, so a job just fetched and
+        not yet begun is left alone."""
+        if not self.running.workers:
+            return 0
+        async with self.engine.connect() as connection:
+            lost = (
+                (
+                    await connection.execute(
+                        sa.text(
+                            "SELECT j.id FROM procrastinate_jobs j "
+                            "WHERE j.status = 'doing' AND j.queue_name = :queue "
+                            "AND j.worker_id = ANY(CAST(:workers AS bigint[])) "
+                            "AND NOT (j.id = ANY(CAST(:running AS bigint[]))) "
+                            "AND (SELECT max(e.at) FROM procrastinate_events e "
+                            "WHERE e.job_id = j.id AND e.type = 'started') "
+                            "< now() - make_interval(secs => :lease)"
+                        ),
+                        {
+                            "queue": QUEUE,
+                            "workers": sorted(self.running.workers),
+                            "running": sorted(self.running.jobs),
+                            "lease": self.settings.job_lease_seconds,
+                        },
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for job_id in lost:
+            logger.warning("job %s ended here without its outcome recorded; queued again", job_id)
+            await self.queue_app.job_manager.retry_job_by_id_async(job_id, retry_at=utc_now())
+        return len(lost)
 
     async def requeue_orphans(self) -> int:
         """Queue again every open group order that has no waiting or running job: one
@@ -245,6 +308,7 @@ class BrokerRunner:
             await asyncio.sleep(interval)
             try:
                 await self.requeue_stalled()
+                await self.requeue_lost()
                 await self.requeue_orphans()
             except Exception:
                 logger.exception("looking for stalled jobs failed")
