@@ -16,9 +16,10 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
@@ -36,6 +37,7 @@ from group_orders.storage.local import LocalStorage
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.health import Readiness, healthz
+from group_orders.web.metrics import Metrics, MetricsMiddleware
 from group_orders.web.responses import api_error_response, response_media_type
 from group_orders.web.subscriptions import SubscriptionEndpoint
 from group_orders.worker.runner import create_runner
@@ -129,18 +131,22 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     graphql = GraphQLEndpoint(service)
+    metrics = Metrics(engine)
+    routes: list[BaseRoute] = [
+        Route(
+            "/graphql",
+            graphql.handle,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+        WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
+        Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
+        Route("/healthz", healthz),
+        Route("/readyz", Readiness(engine, settings).handle),
+        Route("/metrics", metrics.handle),
+    ]
     app = Starlette(
-        routes=[
-            Route(
-                "/graphql",
-                graphql.handle,
-                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            ),
-            WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
-            Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
-            Route("/healthz", healthz),
-            Route("/readyz", Readiness(engine, settings).handle),
-        ],
+        routes=routes,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, routes=routes)],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
         lifespan=lifespan,
     )
@@ -150,4 +156,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.jobs = jobs
     app.state.events = events
+    app.state.metrics = metrics
     return app

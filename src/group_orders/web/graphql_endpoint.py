@@ -62,6 +62,7 @@ from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
 from group_orders.web.graphiql import graphiql_html
+from group_orders.web.metrics import REQUEST_LOG_KEY
 from group_orders.web.responses import (
     GRAPHQL_RESPONSE_JSON,
     api_error_response,
@@ -328,6 +329,8 @@ class RequestLog:
     requester: str | None = None
     operations: int = 0
     codes: list[str] = field(default_factory=list)
+    # The root fields the request's operations asked for: what metrics label it by.
+    routes: set[str] = field(default_factory=set)
 
     def note(self, body: dict[str, Any]) -> None:
         errors = body.get("errors") or []
@@ -340,6 +343,7 @@ class RequestLog:
                 "requestId": self.request_id,
                 "requester": self.requester,
                 "operations": self.operations,
+                "operation": "+".join(sorted(self.routes)) or None,
                 "httpStatus": status,
                 "codes": sorted(set(self.codes)),
                 "durationMs": round((time.perf_counter() - self.started) * 1000, 2),
@@ -358,6 +362,7 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         log = RequestLog()
         _request_log.set(log)
+        request.scope[REQUEST_LOG_KEY] = log
         response = await self._answer(request)
         response.headers["X-Request-Id"] = log.request_id
         access_logger.info(log.line(response.status_code))
@@ -508,6 +513,7 @@ class GraphQLEndpoint:
             prepared = self.service.runner.prepare(
                 operation, allow_mutations=request.method != "GET"
             )
+            _request_log.get().routes.update(prepared.routes)
             if multipart and not prepared.is_mutation:
                 raise RequestErrors(
                     [
