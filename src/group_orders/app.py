@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
@@ -34,6 +34,7 @@ from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
 from group_orders.storage.local import LocalStorage
+from group_orders.web import graphiql
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.health import Readiness, healthz
@@ -144,6 +145,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", Readiness(engine, settings).handle),
         Route("/metrics", metrics.handle),
     ]
+    if not settings.production:
+        routes.append(Mount(graphiql.STATIC_PATH, graphiql.static_files()))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(MetricsMiddleware, metrics=metrics, routes=routes)],
