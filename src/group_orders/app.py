@@ -30,6 +30,7 @@ from group_orders.schema.execution import OperationRunner
 from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
 from group_orders.services.events import create_event_bus
+from group_orders.services.page_links import PageLinkSigner
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner
@@ -37,6 +38,7 @@ from group_orders.storage.local import LocalStorage
 from group_orders.web import graphiql
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
+from group_orders.web.group_order_page import GroupOrderPage
 from group_orders.web.health import Readiness, healthz
 from group_orders.web.metrics import Metrics, MetricsMiddleware
 from group_orders.web.responses import api_error_response, response_media_type
@@ -133,6 +135,9 @@ def create_app(settings: Settings) -> Starlette:
 
     graphql = GraphQLEndpoint(service)
     metrics = Metrics(engine)
+    group_order_page = GroupOrderPage(
+        service, PageLinkSigner(settings.secret_key, settings.email_link_lifetime)
+    )
     routes: list[BaseRoute] = [
         Route(
             "/graphql",
@@ -144,6 +149,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", Readiness(engine, settings).handle),
         Route("/metrics", metrics.handle),
+        Route("/group-orders/{group_order_id}", group_order_page.page),
+        Route("/group-orders/{group_order_id}/summary", group_order_page.summary),
     ]
     if not settings.production:
         routes.append(Mount(graphiql.STATIC_PATH, graphiql.static_files()))
