@@ -143,13 +143,13 @@ mutation Upload($file: Upload!, $dryRun: Boolean) {
             "# send them together:\n"
             "#   curl http://127.0.0.1:8000/graphql -H 'Authorization: Bearer T' \\\n"
             "#     -H 'Content-Type: application/json' \\\n"
-            '#     -d \'[{"query": "query Acme($id: ID!) { groupOrder(id: $id) { status } }",\n'
+            '#     -d \'[{"query": "query($id: ID!) { groupOrder(id: $id) { status } }",\n'
             f'#          "variables": {{"id": "{acme["id"]}"}}}},\n'
             '#         {"query": "{ session { userId } }"}]\'',
             """
-query Acme($id: ID!) { groupOrder(id: $id) { id status totalOrders } }
+query BatchGroupOrder($id: ID!) { groupOrder(id: $id) { id status totalOrders } }
 
-query Me { session(view: minimal) { userId expiresAt } }""",
+query BatchSession { session(view: minimal) { userId expiresAt } }""",
             acme,
         ),
     ]

@@ -201,6 +201,10 @@ class GroupOrderPage:
         )
 
 
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{(100 * part / whole):.1f}" if whole else "0"
 
@@ -221,7 +225,7 @@ def _render(summary: dict[str, Any] | None) -> str:
     file_links = data.get("files") or {}
     escape = html.escape
     code_items = "".join(
-        f"<li><code>{escape(item['code'])}</code> <span>{item['rows']} rows</span></li>"
+        f"<li><code>{escape(item['code'])}</code> <span>{_rows(item['rows'])}</span></li>"
         for item in codes
     )
     buttons = "".join(
@@ -268,7 +272,7 @@ def _render(summary: dict[str, Any] | None) -> str:
 <section class="card" aria-labelledby="codes-heading">
   <h2 id="codes-heading">Why rows were rejected</h2>
   <ol id="codes">{code_items}</ol>
-  <p id="no-codes" class="muted"{" hidden" if codes else ""}>No rejected rows.</p>
+  <p id="no-codes" class="muted"{" hidden" if codes else ""}>No rejection codes to show.</p>
 </section>
 <section class="card" aria-labelledby="files-heading">
   <h2 id="files-heading">Downloads</h2>
