@@ -40,7 +40,7 @@ from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
 from group_orders.web.group_order_page import GroupOrderPage
 from group_orders.web.health import Readiness, healthz
-from group_orders.web.metrics import Metrics, MetricsMiddleware
+from group_orders.web.metrics import Metrics, ObserveRequests
 from group_orders.web.responses import api_error_response, response_media_type
 from group_orders.web.subscriptions import SubscriptionEndpoint
 from group_orders.worker.runner import create_runner
@@ -156,7 +156,7 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount(graphiql.STATIC_PATH, graphiql.static_files()))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, routes=routes)],
+        middleware=[Middleware(ObserveRequests, metrics=metrics, routes=routes)],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
         lifespan=lifespan,
     )

@@ -47,6 +47,7 @@ from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.auth.tokens import bearer_token
 from group_orders.db.engine import is_database_unavailable
 from group_orders.errors import ApiError, database_unavailable, error_extensions
+from group_orders.logs import current_request_id
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
     MutationNotAllowed,
@@ -324,7 +325,7 @@ class RequestLog:
     """What the request's log line says: who, what came of it, how long it took. Never a
     token, a link or a row's data."""
 
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: current_request_id.get() or uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     requester: str | None = None
     operations: int = 0

@@ -9,21 +9,28 @@ status (email failures among them). See ``docs/operating.md``.
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from group_orders.logs import current_request_id
 from group_orders.services.operations import ServiceSnapshot, service_snapshot
+
+access_logger = logging.getLogger("group_orders.access")
 
 # Where the GraphQL endpoint leaves its request's log record for the middleware.
 REQUEST_LOG_KEY = "group_orders.request_log"
@@ -146,8 +153,13 @@ def operation_label(routes: Iterable[str]) -> str:
     return "+".join(sorted(set(routes))) or "none"
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request, labelled by the route's path template."""
+class ObserveRequests:
+    """Counts and times every HTTP request, labelled by the route's path template, and
+    gives it a request id (``X-Request-Id``) that every log line of the request carries.
+
+    The GraphQL endpoint writes its own, richer access line; every other request gets
+    one here, with its route, never its path or query string (which hold signatures).
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
         self.app = app
@@ -167,15 +179,36 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        request_id = uuid.uuid4().hex
+        bound = current_request_id.set(request_id)
 
         async def record_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers["X-Request-Id"] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, record_status)
         finally:
+            seconds = time.perf_counter() - started
+            route = self._route(scope)
             log = scope.get(REQUEST_LOG_KEY)
-            self.metrics.observe(self._route(scope), status, time.perf_counter() - started, log)
+            self.metrics.observe(route, status, seconds, log)
+            if log is None:
+                access_logger.info(
+                    orjson.dumps(
+                        {
+                            "event": "request",
+                            "requestId": request_id,
+                            "method": scope["method"],
+                            "route": route,
+                            "httpStatus": status,
+                            "durationMs": round(seconds * 1000, 2),
+                        }
+                    ).decode()
+                )
+            current_request_id.reset(bound)
