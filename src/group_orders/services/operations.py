@@ -38,8 +38,12 @@ async def service_snapshot(engine: AsyncEngine) -> ServiceSnapshot:
     """Counts over the whole database, in three small grouped statements."""
     table = group_order_table
     by_status = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+    counted = table.c.successful_orders + table.c.rejected_orders
+    # A running group order has counted no outcome yet; a finished one may have been
+    # recorded with its outcome only.
+    processed = sa.case((table.c.processed_rows > counted, table.c.processed_rows), else_=counted)
     rows = sa.select(
-        sa.func.coalesce(sa.func.sum(table.c.processed_rows), 0),
+        sa.func.coalesce(sa.func.sum(processed), 0),
         sa.func.coalesce(sa.func.sum(table.c.successful_orders), 0),
         sa.func.coalesce(sa.func.sum(table.c.rejected_orders), 0),
     )
@@ -52,14 +56,14 @@ async def service_snapshot(engine: AsyncEngine) -> ServiceSnapshot:
         }
         processed, accepted, rejected = (await connection.execute(rows)).one()
         sent = (await connection.execute(notifications)).all()
-    counted = {(channel, status): count for channel, status, count in sent}
+    by_channel = {(channel, status): count for channel, status, count in sent}
     return ServiceSnapshot(
         group_orders={status: int(statuses.get(status.value, 0)) for status in GroupOrderStatus},
         rows_processed=int(processed),
         rows_accepted=int(accepted),
         rows_rejected=int(rejected),
         notifications={
-            (channel, status): int(counted.get((channel, status.value), 0))
+            (channel, status): int(by_channel.get((channel, status.value), 0))
             for channel in CHANNELS
             for status in NotificationStatus
         },
