@@ -227,3 +227,40 @@ async def test_the_page_follows_a_running_group_order(
     await expect(page.locator("#accepted")).to_have_text("11")
     await expect(page.locator("#progress-box")).to_be_hidden()
     assert requests.elsewhere(server) == []
+
+
+async def test_with_a_token_the_page_hears_of_changes_through_the_subscription(
+    server: Server,
+    browser: playwright_api.Browser,
+    demo: DemoData,
+) -> None:
+    # given: the demo's processing group order, opened with a token
+    group_order_id = demo.group_orders["acme-processing"]
+    page = await browser.new_page()
+    requests = Requests(page)
+    frames: list[str] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on("framereceived", lambda payload: frames.append(str(payload))),
+    )
+    expect = playwright_api.expect
+    await page.goto(f"{server.http_url}/group-orders/{group_order_id}")
+    await page.fill("#token", demo.tokens["client"])
+    await page.click("#token-form button[type=submit]")
+    await expect(page.locator("#status")).to_have_text("Processing", timeout=PATIENCE_MS)
+    await expect(page.locator("#progress-text")).to_have_text("0 of 12 rows")
+
+    # when: the worker gets further and says so on the event bus, as it does
+    engine = server.app.state.engine
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.update(group_order_table)
+            .where(group_order_table.c.id == uuid.UUID(group_order_id))
+            .values(processed_rows=7)
+        )
+    await server.app.state.events.publish(uuid.UUID(group_order_id))
+
+    # then: the page shows it, having heard it over the WebSocket
+    await expect(page.locator("#progress-text")).to_have_text("7 of 12 rows", timeout=PATIENCE_MS)
+    assert any('"type":"next"' in frame.replace(" ", "") for frame in frames)
+    assert requests.elsewhere(server) == []

@@ -52,8 +52,18 @@ OPEN_STATUSES = ("pending", "processing")
 
 _FILES = (
     ("normalizedCsv", ResultFile.normalized_csv, "normalized_csv", "Normalized CSV"),
-    ("acceptedOrdersXlsx", ResultFile.accepted_orders_xlsx, "accepted_orders_xlsx", "Accepted"),
-    ("rejectedOrdersXlsx", ResultFile.rejected_orders_xlsx, "rejected_orders_xlsx", "Rejected"),
+    (
+        "acceptedOrdersXlsx",
+        ResultFile.accepted_orders_xlsx,
+        "accepted_orders_xlsx",
+        "Accepted orders (XLSX)",
+    ),
+    (
+        "rejectedOrdersXlsx",
+        ResultFile.rejected_orders_xlsx,
+        "rejected_orders_xlsx",
+        "Rejected orders (XLSX)",
+    ),
 )
 
 _STATUS_TEXT = {
@@ -90,6 +100,7 @@ class GroupOrderPage:
                 return self._error_page(error)
         query = f"?{request.url.query}" if signed else ""
         config = {
+            "id": str(group_order_id),
             "summaryUrl": f"/group-orders/{group_order_id}/summary{query}",
             "signed": signed,
             "summary": summary,
