@@ -3,7 +3,8 @@
 The page shows the status with live progress, the counts with a bar of accepted against
 rejected rows, the rejection codes that occur most, and the three result files. It is
 server-rendered HTML with a little JavaScript, which reads ``/group-orders/{id}/summary``
-every 2 seconds while the group order is open.
+while the group order is open: whenever the ``groupOrderUpdated`` subscription tells of
+a change (with a token), or every 2 seconds (through a signed link).
 
 Who may read it, under the API's own rules:
 
