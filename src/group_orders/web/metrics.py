@@ -158,7 +158,8 @@ class Metrics:
 
 def operation_label(routes: Iterable[str]) -> str:
     """The root fields a request asked for, sorted and joined by '+': a bounded set of
-    labels (a client's operation names are not). ``none`` when no document was read."""
+    labels (a client's operation names are not). ``none`` when it asked for none: it
+    was refused before its document was read, or it was introspection only."""
     return "+".join(sorted(set(routes))) or "none"
 
 
