@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -223,6 +224,30 @@ async def test_a_browser_gets_graphiql_with_a_token_field(client: httpx.AsyncCli
     assert 'defaultHeaders["Authorization"] = "Bearer " + token' in response.text
     # the same token goes into connection_init for subscriptions
     assert "wsConnectionParams: defaultHeaders," in response.text
+    # the IDE's assets come from the service itself, never from another host
+    assert "/graphiql/static/graphiql.min.js" in response.text
+    assert re.findall(r'(?:src|href)="([^"]+)"', response.text) == [
+        "data:,",
+        "/graphiql/static/graphiql.min.css",
+        "/graphiql/static/plugin-explorer.css",
+        "/graphiql/static/react.production.min.js",
+        "/graphiql/static/react-dom.production.min.js",
+        "/graphiql/static/graphiql.min.js",
+        "/graphiql/static/plugin-explorer.umd.js",
+    ]
+
+
+async def test_graphiql_assets_are_served_with_their_licences(client: httpx.AsyncClient) -> None:
+    # when
+    script = await client.get("/graphiql/static/graphiql.min.js")
+    licences = await client.get("/graphiql/static/LICENSES.txt")
+
+    # then
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert "GraphiQL" in script.text
+    assert licences.status_code == 200
+    assert "MIT License" in licences.text
 
 
 async def test_graphiql_is_off_in_production(settings: Settings) -> None:
@@ -236,12 +261,14 @@ async def test_graphiql_is_off_in_production(settings: Settings) -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.get("/graphql", headers={"Accept": "text/html"})
+            asset = await client.get("/graphiql/static/graphiql.min.js")
 
     # then
     assert (response.status_code, response.json()["errors"][0]["extensions"]["code"]) == (
         400,
         "no-params-decoded",
     )
+    assert asset.json()["errors"][0]["extensions"]["code"] == "route-non-existent"
 
 
 async def test_a_signed_link_downloads_the_file(

@@ -154,8 +154,11 @@ async def test_a_completed_group_order_is_emailed_through_smtp(
         f"/files/{group_order_id}/normalized.csv",
         f"/files/{group_order_id}/accepted.xlsx",
         f"/files/{group_order_id}/rejected.xlsx",
+        f"/group-orders/{group_order_id}",
     ]
-    assert [response.status_code for response in downloads] == [200, 200, 200]
+    assert [response.status_code for response in downloads] == [200, 200, 200, 200]
+    # the last link opens the group order's page without a token
+    assert 'id="accepted">2<' in downloads[3].text
     # the links live as long as the email setting says (7 days), not the API's 15 minutes
     expires = int(parse_qs(urlsplit(links_in(text)[0]).query)["expires"][0])
     lifetime = datetime.fromtimestamp(expires, UTC) - datetime.now(UTC)
@@ -202,7 +205,8 @@ async def test_a_failed_group_order_is_emailed_with_its_reason(
     assert message["Subject"] == "Group order orders.csv failed"
     assert "could not be processed; no orders were created." in text
     assert "  Reason: Processing failed 1 times; the last error has errorId" in text
-    assert links_in(text) == []
+    # no file links; only the page's, which shows the reason too
+    assert [urlsplit(link).path for link in links_in(text)] == [f"/group-orders/{group_order_id}"]
 
 
 async def test_an_smtp_server_that_is_down_leaves_the_group_order_completed(
@@ -246,7 +250,7 @@ async def test_the_console_backend_logs_the_email_with_its_links_masked(
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "group_orders.email")
     assert "Subject: Group order orders.csv completed: 2 accepted, 1 rejected" in logged
     assert f"/files/{group_order_id}/accepted.xlsx?expires=" in logged
-    assert logged.count("signature=[masked]") == 3
+    assert logged.count("signature=[masked]") == 4
     assert re.search(r"signature=[0-9a-f]{16}", logged) is None
     assert notified["notification"]["status"] == "sent"
 
@@ -272,7 +276,7 @@ async def test_mandrill_sends_the_email_through_its_http_api(
     assert request["message"]["subject"] == (
         "Group order orders.csv completed: 2 accepted, 1 rejected"
     )
-    assert len(links_in(request["message"]["text"])) == 3
+    assert len(links_in(request["message"]["text"])) == 4
     assert notified["notification"] == {
         "event": "completed",
         "recipient": ALICE,

@@ -17,9 +17,10 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from group_orders.auth.identity import Authenticator
 from group_orders.auth.rate_limit import FailureLimiter
@@ -30,13 +31,17 @@ from group_orders.schema.execution import OperationRunner
 from group_orders.schema.limits import QueryLimits
 from group_orders.schema.query import build_schema
 from group_orders.services.events import create_event_bus
+from group_orders.services.page_links import PageLinkSigner
 from group_orders.services.routes import RouteSwitches, sync_routes
 from group_orders.settings import Settings
 from group_orders.storage import create_storage
 from group_orders.storage.links import LinkSigner
+from group_orders.web import graphiql
 from group_orders.web.files import FilesEndpoint
 from group_orders.web.graphql_endpoint import GraphQLEndpoint, GraphQLService
+from group_orders.web.group_order_page import GroupOrderPage
 from group_orders.web.health import Readiness, healthz
+from group_orders.web.metrics import Metrics, ObserveRequests
 from group_orders.web.responses import api_error_response, response_media_type
 from group_orders.web.subscriptions import SubscriptionEndpoint
 from group_orders.worker.runner import create_runner
@@ -147,18 +152,29 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     graphql = GraphQLEndpoint(service)
+    metrics = Metrics(engine)
+    group_order_page = GroupOrderPage(
+        service, PageLinkSigner(settings.secret_key, settings.email_link_lifetime)
+    )
+    routes: list[BaseRoute] = [
+        Route(
+            "/graphql",
+            graphql.handle,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+        WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
+        Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
+        Route("/healthz", healthz),
+        Route("/readyz", Readiness(engine, settings).handle),
+        Route("/metrics", metrics.handle),
+        Route("/group-orders/{group_order_id}", group_order_page.page),
+        Route("/group-orders/{group_order_id}/summary", group_order_page.summary),
+    ]
+    if not settings.production:
+        routes.append(Mount(graphiql.STATIC_PATH, graphiql.static_files()))
     app = Starlette(
-        routes=[
-            Route(
-                "/graphql",
-                graphql.handle,
-                methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            ),
-            WebSocketRoute("/graphql", SubscriptionEndpoint(service, events).handle),
-            Route("/files/{group_order_id}/{file}", FilesEndpoint(engine, links, storage).handle),
-            Route("/healthz", healthz),
-            Route("/readyz", Readiness(engine, settings).handle),
-        ],
+        routes=routes,
+        middleware=[Middleware(ObserveRequests, metrics=metrics, routes=routes)],
         exception_handlers={404: _not_served, 405: _not_served, Exception: _crash},
         lifespan=lifespan,
     )
@@ -169,4 +185,5 @@ def create_app(settings: Settings) -> Starlette:
     app.state.storage = storage
     app.state.jobs = jobs
     app.state.events = events
+    app.state.metrics = metrics
     return app

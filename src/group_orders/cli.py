@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from group_orders.db.engine import create_engine
 from group_orders.db.migrate import current_revision, downgrade, head_revision, upgrade
 from group_orders.enums import ApplicationSlug
+from group_orders.logs import configure as configure_logs
 from group_orders.services import accounts, demo, routes
 from group_orders.settings import Settings
 from group_orders.storage import Storage, create_storage
@@ -105,6 +107,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=False,
+        # The process's logging is configured already: JSON lines (group_orders.logs).
+        log_config=None,
     )
     return 0
 
@@ -513,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    configure_logs(os.environ.get("GROUP_ORDERS_LOG_FORMAT", "json"))
     # Migrations run before every command; their chatter is not news.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

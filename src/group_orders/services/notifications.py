@@ -46,6 +46,7 @@ from group_orders.enums import GroupOrderStatus, NotificationStatus
 from group_orders.errors import ApiError
 from group_orders.services.email import Email, SendFailed, send_email
 from group_orders.services.group_orders import record_from_row
+from group_orders.services.page_links import PageLinkSigner
 from group_orders.settings import Settings
 from group_orders.storage.links import LinkSigner, ResultFile
 
@@ -368,7 +369,12 @@ async def outcome_email(
             "",
             "Fix the file and upload it again, or retry the group order.",
         ]
+    page = PageLinkSigner(settings.secret_key, settings.email_link_lifetime)
     lines += [
+        "",
+        "See it in a browser (the link works until "
+        f"{(now + page.lifetime).strftime('%Y-%m-%d %H:%M UTC')}):",
+        f"  {page.sign(base_url, record.id, now)}",
         "",
         f"Group order id: {record.id}",
         "",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -35,6 +36,7 @@ from group_orders.db.tables import (
     utc_now,
 )
 from group_orders.enums import GroupOrderStatus
+from group_orders.logs import job_step
 from group_orders.services.events import EventBus
 from group_orders.services.group_orders import OPEN_STATUSES, transition
 from group_orders.services.ingest.model import RowResult, RowStatus, SourceRow
@@ -307,6 +309,7 @@ async def process_group_order(
         )
     if not started.rowcount:
         raise Stopped
+    job_step("started", group_order_id, attempt=attempt, worker=worker_id)
 
     # On an object store the file is downloaded to a temporary file for the job's run.
     source_path = await asyncio.to_thread(storage.fetch, source.source_key)
@@ -329,8 +332,10 @@ async def _process_file(
     events: EventBus | None,
 ) -> None:
     group_order_id = source.id
+    began = time.perf_counter()
     catalog = await load_catalog(engine, source.client_id)
     total = await asyncio.to_thread(estimate_rows, source_path)
+    job_step("counted", group_order_id, estimatedRows=total)
     if not await _update_running(engine, group_order_id, total_orders=total):
         raise Stopped
     await _announce(events, group_order_id)
@@ -362,6 +367,7 @@ async def _process_file(
             processed += len(results)
             if not await _update_running(engine, group_order_id, processed_rows=processed):
                 raise Stopped
+            job_step("batch", group_order_id, level=logging.DEBUG, processedRows=processed)
             await _announce(events, group_order_id)
             if not await keep_lease():
                 raise Stopped
@@ -393,12 +399,13 @@ async def _process_file(
         if completed.rowcount:
             await record_outcome(connection, group_order_id, GroupOrderStatus.completed)
     await _announce(events, group_order_id)
-    logger.info(
-        "group order processed id=%s rows=%d accepted=%d rejected=%d",
+    job_step(
+        "completed",
         group_order_id,
-        accepted + rejected,
-        accepted,
-        rejected,
+        rows=accepted + rejected,
+        accepted=accepted,
+        rejected=rejected,
+        durationMs=round((time.perf_counter() - began) * 1000, 2),
     )
 
 
@@ -416,6 +423,8 @@ async def fail_group_order(
         )
         if failed.rowcount:
             await record_outcome(connection, group_order_id, GroupOrderStatus.failed)
+    # The reason stays out of the log: it may quote the uploaded file.
+    job_step("failed", group_order_id, level=logging.WARNING)
     await _announce(events, group_order_id)
 
 

@@ -1,72 +1,164 @@
 """GraphiQL for people exploring the API in a browser (development mode only).
 
-Strawberry's page, with a token field above it: the token is kept in the browser's
-localStorage and sent as ``Authorization: Bearer`` with every request.
+The IDE's scripts and styles are served by the service itself from ``static/graphiql``
+(pinned npm builds with their licences, rebuilt by ``scripts/build-graphiql.sh``), so
+the page works where no CDN can be reached. A token field above it keeps the token in
+the browser's localStorage and sends it as ``Authorization: Bearer`` with every request
+(and in ``connection_init`` for subscriptions). Saved operations open as tabs: one per
+view and role, a page of group orders, an upload and a batch.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import cache
+from importlib.resources import files
+from string import Template
 
-from strawberry.http.ides import get_graphql_ide_html
+from starlette.staticfiles import StaticFiles
 
-_HEADER_HTML = """
-    <form id="token-bar" style="display:flex;gap:.5rem;align-items:center;padding:.4rem .8rem;
-      font:14px system-ui,sans-serif;border-bottom:1px solid #ddd">
-      <label for="token">Token</label>
-      <input id="token" name="token" type="password" autocomplete="off" style="flex:1"
-        placeholder="gos_... or goa_... (printed by group-orders demo)">
-      <button type="submit">Use token</button>
-    </form>
-    <div id="graphiql" class="graphiql-container">"""
+from group_orders.services.demo import demo_id
 
-_HEADER_SCRIPT = """
-      const tokenKey = "group-orders-token";
-      const tokenInput = document.getElementById("token");
-      tokenInput.value = localStorage.getItem(tokenKey) || "";
-      function applyToken() {
-        const token = tokenInput.value.trim();
-        localStorage.setItem(tokenKey, token);
-        if (token) { defaultHeaders["Authorization"] = "Bearer " + token; }
-        else { delete defaultHeaders["Authorization"]; }
-      }
-      document.getElementById("token-bar").addEventListener("submit", function (event) {
-        event.preventDefault();
-        applyToken();
-      });
-      applyToken();
+STATIC_PATH = "/graphiql/static"
 
-      const fetcher = GraphiQL.createFetcher({"""
 
-# Subscriptions (graphql-transport-ws) carry the token in connection_init's payload: the
-# same object as the HTTP headers, so that "Use token" counts for both.
-_FETCHER_OPTIONS = (
-    "subscriptionUrl,\n",
-    "subscriptionUrl,\n        wsConnectionParams: defaultHeaders,\n",
-)
+def static_files() -> StaticFiles:
+    """The IDE's assets, from the installed package."""
+    return StaticFiles(directory=str(files("group_orders.web") / "static" / "graphiql"))
 
-_EXAMPLE = """# Paste a token above (group-orders demo prints them), then run:
-query GroupOrder($id: ID!) {
+
+def _operation(
+    title: str, query: str, variables: Mapping[str, object] | None = None
+) -> dict[str, str]:
+    tab = {"query": f"# {title}\n{query.strip()}\n"}
+    if variables is not None:
+        tab["variables"] = json.dumps(variables, indent=2)
+    return tab
+
+
+def saved_operations() -> list[dict[str, str]]:
+    """The tabs GraphiQL opens with (until the browser has tabs of its own). The ids are
+    those of the demo data (``group-orders serve --demo``)."""
+    acme = {"id": str(demo_id("acme-completed"))}
+    borealis = {"id": str(demo_id("borealis-completed"))}
+    return [
+        _operation(
+            "A client (CLIENT token), default view: every field but worker detail",
+            """
+query ClientDefault($id: ID!) {
   groupOrder(id: $id, view: default) {
-    id
-    status
-    totalOrders
-    successfulOrders
-    rejectedOrders
-    normalizedCsv
+    id status totalOrders successfulOrders rejectedOrders
+    progress { processedRows totalRows }
+    normalizedCsv acceptedOrdersXlsx rejectedOrdersXlsx linksExpireAt
     session(view: minimal) { userId expiresAt }
   }
-}
-"""
+}""",
+            acme,
+        ),
+        _operation(
+            "A client, view inital_upload: what an upload screen shows",
+            """
+query InitialUpload($id: ID!) {
+  groupOrder(id: $id, view: inital_upload) {
+    id status totalOrders sourceFileName normalizedCsv unknownColumns
+  }
+}""",
+            acme,
+        ),
+        _operation(
+            "A client, view online_order_group_order_status: counts and result files",
+            """
+query OrderStatus($id: ID!) {
+  groupOrder(id: $id, view: online_order_group_order_status) {
+    id status totalOrders successfulOrders rejectedOrders
+    acceptedOrdersXlsx rejectedOrdersXlsx
+  }
+}""",
+            acme,
+        ),
+        _operation(
+            "An employee (EMPLOYEE token) through planox2, view planoworker_processing_view",
+            """
+query WorkerView($id: ID!) {
+  groupOrder(id: $id, view: planoworker_processing_view, application: planox2) {
+    id status queueJobId attempts workerId startedAt finishedAt
+    session { role application employee { id } }
+  }
+}""",
+            borealis,
+        ),
+        _operation(
+            "A liaison (LIAISON token): its clients, and one of their group orders",
+            """
+query Liaison($id: ID!) {
+  session { role liaison { clients { id name } } }
+  groupOrder(id: $id) { id status client { name } }
+}""",
+            borealis,
+        ),
+        _operation(
+            "A reporting tool (REPORTING token): counts over every group order it may see",
+            """
+query Report {
+  groupOrderStats(topRejectionCodes: 5) {
+    groupOrders acceptedRows rejectedRows
+    byStatus { status count }
+    topRejectionCodes { code rows }
+  }
+}""",
+        ),
+        _operation(
+            "A page of group orders; pass pageInfo.endCursor as $after for the next page",
+            """
+query Page($after: String) {
+  groupOrders(first: 5, after: $after, filter: { status: [completed, failed] }) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id status totalOrders createdAt sourceFileName } }
+  }
+}""",
+            {"after": None},
+        ),
+        _operation(
+            "An upload. GraphiQL cannot attach a file: send this operation as a GraphQL\n"
+            "# multipart request, e.g. with the CLI (group-orders upload orders.csv --token T)\n"
+            "# or with curl:\n"
+            "#   curl http://127.0.0.1:8000/graphql -H 'Authorization: Bearer T' \\\n"
+            "#     -H 'GraphQL-Require-Preflight: 1' \\\n"
+            '#     -F operations=\'{"query": "<this document>", '
+            '"variables": {"file": null, "dryRun": true}}\' \\\n'
+            '#     -F map=\'{"0": ["variables.file"]}\' -F 0=@orders.csv',
+            """
+mutation Upload($file: Upload!, $dryRun: Boolean) {
+  createGroupOrder(file: $file, dryRun: $dryRun) {
+    groupOrder { id status sourceFileName }
+    dryRun { totalRows acceptedRows rejectedRows errors { sourceRow code field message } }
+  }
+}""",
+        ),
+        _operation(
+            "A batch: several operations in one HTTP request, as a JSON array (up to 20).\n"
+            "# GraphiQL runs one operation at a time; pick one with the run button, or\n"
+            "# send them together:\n"
+            "#   curl http://127.0.0.1:8000/graphql -H 'Authorization: Bearer T' \\\n"
+            "#     -H 'Content-Type: application/json' \\\n"
+            '#     -d \'[{"query": "query($id: ID!) { groupOrder(id: $id) { status } }",\n'
+            f'#          "variables": {{"id": "{acme["id"]}"}}}},\n'
+            '#         {"query": "{ session { userId } }"}]\'',
+            """
+query BatchGroupOrder($id: ID!) { groupOrder(id: $id) { id status totalOrders } }
+
+query BatchSession { session(view: minimal) { userId expiresAt } }""",
+            acme,
+        ),
+    ]
 
 
 @cache
 def graphiql_html() -> str:
-    html = get_graphql_ide_html("graphiql")
-    html = html.replace('<div id="graphiql" class="graphiql-container">', _HEADER_HTML, 1)
-    html = html.replace("const fetcher = GraphiQL.createFetcher({", _HEADER_SCRIPT, 1)
-    html = html.replace(*_FETCHER_OPTIONS, 1)
-    start = html.index("const EXAMPLE_QUERY = `") + len("const EXAMPLE_QUERY = `")
-    end = html.index("`;", start)
-    html = html[:start] + _EXAMPLE + html[end:]
-    return html.replace("<title>Strawberry GraphiQL</title>", "<title>group-orders</title>")
+    template = Template(
+        (files("group_orders.web") / "templates" / "graphiql.html").read_text("utf-8")
+    )
+    operations = json.dumps(saved_operations()).replace("</", "<\\/")
+    return template.substitute(static=STATIC_PATH, saved_operations=operations)

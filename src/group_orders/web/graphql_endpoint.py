@@ -48,6 +48,7 @@ from group_orders.auth.rate_limit import FailureLimiter
 from group_orders.auth.tokens import bearer_token
 from group_orders.db.engine import Reader, is_database_unavailable
 from group_orders.errors import ApiError, database_unavailable, error_extensions
+from group_orders.logs import current_request_id
 from group_orders.schema.context import RequestContext
 from group_orders.schema.execution import (
     MutationNotAllowed,
@@ -63,6 +64,7 @@ from group_orders.settings import Settings
 from group_orders.storage.base import Storage
 from group_orders.storage.links import LinkSigner
 from group_orders.web.graphiql import graphiql_html
+from group_orders.web.metrics import REQUEST_LOG_KEY
 from group_orders.web.responses import (
     GRAPHQL_RESPONSE_JSON,
     api_error_response,
@@ -325,12 +327,16 @@ class RequestLog:
     """What the request's log line says: who, what came of it, how long it took. Never a
     token, a link or a row's data."""
 
-    # 128 random bits in hex, as a uuid4's hex is, without making a UUID.
-    request_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    # The middleware's id when it set one; else 128 random bits in hex, as a uuid4's hex is.
+    request_id: str = field(
+        default_factory=lambda: current_request_id.get() or secrets.token_hex(16)
+    )
     started: float = field(default_factory=time.perf_counter)
     requester: str | None = None
     operations: int = 0
     codes: list[str] = field(default_factory=list)
+    # The root fields the request's operations asked for: what metrics label it by.
+    routes: set[str] = field(default_factory=set)
 
     def note(self, body: dict[str, Any]) -> None:
         errors = body.get("errors") or []
@@ -343,6 +349,7 @@ class RequestLog:
                 "requestId": self.request_id,
                 "requester": self.requester,
                 "operations": self.operations,
+                "operation": "+".join(sorted(self.routes)) or None,
                 "httpStatus": status,
                 "codes": sorted(set(self.codes)),
                 "durationMs": round((time.perf_counter() - self.started) * 1000, 2),
@@ -361,6 +368,7 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         log = RequestLog()
         _request_log.set(log)
+        request.scope[REQUEST_LOG_KEY] = log
         response = await self._answer(request)
         response.headers["X-Request-Id"] = log.request_id
         if access_logger.isEnabledFor(logging.INFO):
@@ -512,6 +520,7 @@ class GraphQLEndpoint:
             prepared = self.service.runner.prepare(
                 operation, allow_mutations=request.method != "GET"
             )
+            _request_log.get().routes.update(prepared.routes)
             if multipart and not prepared.is_mutation:
                 raise RequestErrors(
                     [

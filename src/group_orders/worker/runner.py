@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from group_orders.db.engine import is_sqlite
 from group_orders.db.tables import utc_now
+from group_orders.logs import job_step
 from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.notifications import deliver_due_notifications
@@ -107,6 +108,7 @@ class JobRunner:
                 events=self.events,
             )
         except Stopped:
+            job_step("stopped", job.group_order_id, job=str(job.id))
             await queue.finish(self.engine, job.id, self.worker_id, now=utc_now(), status="stopped")
         except FileError as error:
             # The file itself is unusable: no retry can change that.
@@ -123,6 +125,15 @@ class JobRunner:
             )
             if job.attempts < job.max_attempts:
                 delay = timedelta(seconds=self.settings.job_retry_delay_seconds * job.attempts)
+                job_step(
+                    "retry",
+                    job.group_order_id,
+                    level=logging.WARNING,
+                    job=str(job.id),
+                    attempt=job.attempts,
+                    errorId=error_id,
+                    retryInSeconds=delay.total_seconds(),
+                )
                 await queue.retry_later(
                     self.engine,
                     job,
