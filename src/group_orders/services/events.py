@@ -32,8 +32,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 import redis.asyncio as redis
 from redis.exceptions import RedisError
-from sqlalchemy.engine import make_url
 
+from group_orders.db.engine import is_postgresql, libpq_url
 from group_orders.settings import Settings
 
 logger = logging.getLogger("group_orders.events")
@@ -288,8 +288,6 @@ def create_event_bus(settings: Settings) -> EventBus:
     on PostgreSQL; else events within this process (SQLite)."""
     if settings.redis_url:
         return RedisEventBus(settings.redis_url, settings.redis_channel_prefix)
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "postgresql":
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresEventBus(dsn)
+    if is_postgresql(settings.database_url):
+        return PostgresEventBus(libpq_url(settings.database_url))
     return LocalEventBus()

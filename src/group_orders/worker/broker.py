@@ -22,7 +22,7 @@ from procrastinate import JobContext, RetryStrategy
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from group_orders.db.engine import write_transaction
+from group_orders.db.engine import libpq_url, write_transaction
 from group_orders.db.tables import group_order_table, utc_now
 from group_orders.enums import GroupOrderStatus
 from group_orders.services.events import EventBus, create_event_bus
@@ -32,7 +32,7 @@ from group_orders.services.processing import Stopped, fail_group_order, process_
 from group_orders.settings import Settings
 from group_orders.storage.base import Storage
 from group_orders.worker import jobs
-from group_orders.worker.jobs import PROCESS_GROUP_ORDER, QUEUE, conninfo
+from group_orders.worker.jobs import PROCESS_GROUP_ORDER, QUEUE
 
 logger = logging.getLogger("group_orders.worker")
 
@@ -74,7 +74,7 @@ def create_queue_app(
 ) -> procrastinate.App:
     """A procrastinate app whose one task processes a group order."""
     app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(conninfo=conninfo(settings.database_url))
+        connector=procrastinate.PsycopgConnector(conninfo=libpq_url(settings.database_url))
     )
     retry = RetryStrategy(
         max_attempts=settings.job_max_attempts + _SPARE_ATTEMPTS,

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from group_orders.worker import queue
@@ -60,11 +59,6 @@ async def cancel(connection: AsyncConnection, group_order_id: uuid.UUID, *, now:
         ),
         {"key": str(group_order_id)},
     )
-
-
-def conninfo(database_url: str) -> str:
-    """The libpq connection string of a SQLAlchemy PostgreSQL URL (any driver)."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def defer(connection: AsyncConnection, group_order_id: uuid.UUID) -> str:
