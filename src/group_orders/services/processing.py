@@ -409,6 +409,15 @@ async def _process_file(
     )
 
 
+def out_of_attempts(attempts: int, error_id: str) -> str:
+    """The failure reason of a group order whose job failed on every attempt; the log
+    line of its last error carries the same errorId."""
+    return (
+        f"Processing failed {attempts} times; the last error has errorId {error_id}. "
+        "Retry the group order, or ask an operator with that id."
+    )
+
+
 async def fail_group_order(
     engine: AsyncEngine, group_order_id: uuid.UUID, reason: str, events: EventBus | None = None
 ) -> None:

@@ -28,7 +28,12 @@ from group_orders.enums import GroupOrderStatus
 from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.notifications import deliver_due_notifications
-from group_orders.services.processing import Stopped, fail_group_order, process_group_order
+from group_orders.services.processing import (
+    Stopped,
+    fail_group_order,
+    out_of_attempts,
+    process_group_order,
+)
 from group_orders.settings import Settings
 from group_orders.storage.base import Storage
 from group_orders.worker import jobs
@@ -141,8 +146,7 @@ def create_queue_app(
                 await fail_group_order(
                     engine,
                     target,
-                    f"Processing failed {attempt} times; the last error has errorId "
-                    f"{error_id}. Retry the group order, or ask an operator with that id.",
+                    out_of_attempts(attempt, error_id),
                     events,
                 )
                 return

@@ -27,7 +27,12 @@ from group_orders.logs import job_step
 from group_orders.services.events import EventBus, create_event_bus
 from group_orders.services.ingest.model import FileError
 from group_orders.services.notifications import deliver_due_notifications
-from group_orders.services.processing import Stopped, fail_group_order, process_group_order
+from group_orders.services.processing import (
+    Stopped,
+    fail_group_order,
+    out_of_attempts,
+    process_group_order,
+)
 from group_orders.settings import Settings
 from group_orders.storage.base import Storage
 from group_orders.worker import queue
@@ -145,8 +150,7 @@ class JobRunner:
                 await fail_group_order(
                     self.engine,
                     job.group_order_id,
-                    f"Processing failed {job.attempts} times; the last error has errorId "
-                    f"{error_id}. Retry the group order, or ask an operator with that id.",
+                    out_of_attempts(job.attempts, error_id),
                     self.events,
                 )
                 await queue.finish(
