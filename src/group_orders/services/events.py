@@ -128,8 +128,43 @@ def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
-class RedisEventBus(EventBus):
+class ListeningEventBus(EventBus):
+    """A bus whose events come from a broker: one task per process listens to it (and
+    reconnects), and hands every event to this process's listeners."""
+
+    broker = "the broker"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._task: asyncio.Task[None] | None = None
+        # Set while the listening task is subscribed to the broker.
+        self._subscribed = asyncio.Event()
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    async def _ready(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen(), name="group-order-events")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning(
+                "events: %s did not confirm the subscription; relying on timers", self.broker
+            )
+
+    async def _stop_listening(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class RedisEventBus(ListeningEventBus):
     """Events through Redis pub/sub, on channels ``<prefix>:group-order:<id>``."""
+
+    broker = "Redis"
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
@@ -137,8 +172,6 @@ class RedisEventBus(EventBus):
         self.prefix = prefix
         self._prefix = f"{prefix}:group-order:"
         self._client: redis.Redis | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
 
     def channel(self, group_order_id: uuid.UUID) -> str:
         return f"{self._prefix}{group_order_id}"
@@ -154,14 +187,6 @@ class RedisEventBus(EventBus):
             await self._redis().publish(self.channel(group_order_id), "changed")
         except (RedisError, OSError) as error:
             logger.warning("event not published group_order=%s error=%r", group_order_id, error)
-
-    async def _ready(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen(), name="group-order-events")
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT_SECONDS)
-        except TimeoutError:
-            logger.warning("events: Redis did not confirm the subscription; relying on timers")
 
     async def _listen(self) -> None:
         pattern = _glob_escape(self._prefix) + "*"
@@ -192,19 +217,17 @@ class RedisEventBus(EventBus):
         self._deliver(group_order_id)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop_listening()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
 
-class PostgresEventBus(EventBus):
+class PostgresEventBus(ListeningEventBus):
     """Events through ``NOTIFY`` on one channel of the service's PostgreSQL database; the
     payload is the group order's id. Deployments on other databases never meet."""
+
+    broker = "PostgreSQL"
 
     def __init__(self, dsn: str, channel: str = POSTGRES_CHANNEL) -> None:
         super().__init__()
@@ -212,8 +235,6 @@ class PostgresEventBus(EventBus):
         self.channel = channel
         self._publisher: asyncpg.Connection | None = None
         self._publishing = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
 
     async def publish(self, group_order_id: uuid.UUID) -> None:
         async with self._publishing:
@@ -232,14 +253,6 @@ class PostgresEventBus(EventBus):
         if publisher is not None:
             with contextlib.suppress(asyncpg.PostgresError, OSError):
                 publisher.terminate()
-
-    async def _ready(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen(), name="group-order-events")
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), READY_TIMEOUT_SECONDS)
-        except TimeoutError:
-            logger.warning("events: PostgreSQL did not take the LISTEN; relying on timers")
 
     def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -274,11 +287,7 @@ class PostgresEventBus(EventBus):
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._stop_listening()
         async with self._publishing:
             await self._drop_publisher()
 
